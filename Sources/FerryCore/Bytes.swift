@@ -1,0 +1,155 @@
+/// Appends the changeset format's primitives to a byte array.
+///
+/// Written by hand rather than with a serialization library because the format is pinned
+/// byte for byte by language-neutral vectors (protocol/vectors), which a generic library's
+/// encoding would not guarantee across versions.
+public struct ByteWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    public mutating func byte(_ b: UInt8) { bytes.append(b) }
+
+    /// Unsigned LEB128: 7 bits a byte, low first, high bit set on all but the last.
+    public mutating func varint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    /// Signed integers as zigzag varints (0, -1, 1, -2 … → 0, 1, 2, 3 …).
+    public mutating func signedVarint(_ v: Int64) {
+        varint(UInt64(bitPattern: (v << 1) ^ (v >> 63)))
+    }
+
+    public mutating func fixed64(_ v: UInt64) {
+        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) }
+    }
+
+    public mutating func fixed32(_ v: UInt32) {
+        for i in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) }
+    }
+
+    public mutating func lengthPrefixed(_ data: some Collection<UInt8>) {
+        varint(UInt64(data.count))
+        bytes.append(contentsOf: data)
+    }
+
+    public mutating func string(_ s: String) { lengthPrefixed(Array(s.utf8)) }
+
+    public mutating func append(_ other: [UInt8]) { bytes.append(contentsOf: other) }
+}
+
+/// Reads the changeset format's primitives, failing with `.truncated` or `.malformed`
+/// instead of trapping on bad input.
+public struct ByteReader: Sendable {
+    let bytes: [UInt8]
+    public private(set) var offset: Int
+    let end: Int
+
+    public init(_ bytes: [UInt8], offset: Int = 0, end: Int? = nil) {
+        self.bytes = bytes
+        self.offset = offset
+        self.end = end ?? bytes.count
+    }
+
+    public var remaining: Int { end - offset }
+    public var isAtEnd: Bool { offset >= end }
+
+    public mutating func byte(_ what: @autoclosure () -> String) throws(CoreError) -> UInt8 {
+        guard offset < end else { throw CoreError(.truncated, "ended inside \(what()) at byte \(offset)") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    public mutating func varint(_ what: @autoclosure () -> String) throws(CoreError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        let start = offset
+        while true {
+            guard offset < end else { throw CoreError(.truncated, "ended inside \(what()) at byte \(start)") }
+            let b = bytes[offset]
+            offset += 1
+            if shift == 63 && b > 1 {
+                throw CoreError(.malformed, "\(what()) at byte \(start) overflows 64 bits")
+            }
+            result |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 {
+                if b == 0 && shift > 0 {
+                    throw CoreError(.malformed, "\(what()) at byte \(start) is not minimally encoded")
+                }
+                return result
+            }
+            shift += 7
+            if shift > 63 { throw CoreError(.malformed, "\(what()) at byte \(start) is longer than 10 bytes") }
+        }
+    }
+
+    public mutating func signedVarint(_ what: @autoclosure () -> String) throws(CoreError) -> Int64 {
+        let u = try varint(what())
+        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+    }
+
+    /// A varint that counts things, bounded so a corrupt count cannot make the decoder
+    /// allocate more than the input could hold.
+    public mutating func count(_ what: @autoclosure () -> String, max: Int) throws(CoreError) -> Int {
+        let start = offset
+        let v = try varint(what())
+        guard v <= UInt64(Swift.min(max, remaining)) else {
+            throw CoreError(.malformed, "\(what()) at byte \(start) is \(v), more than the \(Swift.min(max, remaining)) possible here")
+        }
+        return Int(v)
+    }
+
+    public mutating func fixed64(_ what: @autoclosure () -> String) throws(CoreError) -> UInt64 {
+        guard remaining >= 8 else { throw CoreError(.truncated, "ended inside \(what()) at byte \(offset)") }
+        var v: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
+        offset += 8
+        return v
+    }
+
+    public mutating func fixed32(_ what: @autoclosure () -> String) throws(CoreError) -> UInt32 {
+        guard remaining >= 4 else { throw CoreError(.truncated, "ended inside \(what()) at byte \(offset)") }
+        var v: UInt32 = 0
+        for i in 0..<4 { v |= UInt32(bytes[offset + i]) << (8 * UInt32(i)) }
+        offset += 4
+        return v
+    }
+
+    public mutating func bytes(_ n: Int, _ what: @autoclosure () -> String) throws(CoreError) -> ArraySlice<UInt8> {
+        guard remaining >= n else { throw CoreError(.truncated, "ended inside \(what()) at byte \(offset)") }
+        defer { offset += n }
+        return bytes[offset..<offset + n]
+    }
+
+    public mutating func string(_ what: @autoclosure () -> String, maxBytes: Int = 1 << 20) throws(CoreError) -> String {
+        let n = try count("length of \(what())", max: maxBytes)
+        let raw = try bytes(n, what())
+        guard let s = String(validating: raw, as: UTF8.self) else {
+            throw CoreError(.malformed, "\(what()) at byte \(offset - n) is not valid UTF-8")
+        }
+        return s
+    }
+}
+
+/// CRC-32C (Castagnoli), the changeset's integrity check.
+///
+/// Hand-written (a 256-entry table) because the core depends on nothing, and a CRC is a
+/// dozen lines; swift-crypto's hashes are far slower for this job and not a checksum.
+public enum CRC32C {
+    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
+        var c = UInt32(i)
+        for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
+        return c
+    }
+
+    public static func checksum(_ data: some Sequence<UInt8>) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in data { crc = table[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+        return crc ^ 0xFFFF_FFFF
+    }
+}

@@ -1,0 +1,86 @@
+/// Who sent a changeset, as far as validation is concerned.
+public enum SenderScope: Sendable, Equatable {
+    /// A trusted peer (a supervisor sending down, or a test): tables and scopes are not
+    /// restricted, values are still checked.
+    case trusted
+    /// A unit's node: it may write only unit tables, only rows of `unit`.
+    case unit(String)
+}
+
+extension Changeset {
+    /// Checks every table, row, column and value against `standard` and the sender's
+    /// scope. Throws the first problem found, naming table, key, column and value; a
+    /// changeset that passes can be applied without a schema or scope error.
+    public func validate(against standard: Standard, sender: SenderScope) throws(CoreError) {
+        guard standardVersion.major == standard.version.major else {
+            throw CoreError(
+                .standardMismatch,
+                "changeset follows standard \(standardVersion) but this replica follows \(standard.version) (a different major version); migrate the older side first")
+        }
+        var seenTables = Set<String>()
+        for t in tables {
+            guard seenTables.insert(t.name).inserted else {
+                throw CoreError(.malformed, "table '\(t.name)' appears twice in one changeset")
+            }
+            guard let def = standard.table(named: t.name) else {
+                throw CoreError(.unknownTable, "table '\(t.name)' is not in standard \(standard.name) \(standard.version)")
+            }
+            guard def.isSynced else {
+                throw CoreError(.notWritable, "table '\(t.name)' is local to each unit and never syncs")
+            }
+            if case .unit = sender, !def.isUnitWritable {
+                throw CoreError(.notWritable, "table '\(t.name)' is maintained by the supervisor; a unit cannot send changes to it")
+            }
+            let pk = def.primaryKey
+            for row in t.rows {
+                let keyText = row.key.map(\.description).joined(separator: ", ")
+                let where_ = "table '\(t.name)', row (\(keyText))"
+                guard row.key.count == pk.count else {
+                    throw CoreError(.malformed, "\(where_): the key has \(row.key.count) values but the primary key has \(pk.count) columns")
+                }
+                for (i, k) in pk.enumerated() {
+                    let col = def.column(named: k)!
+                    if row.key[i].isNull { throw CoreError(.wrongType, "\(where_): key column '\(k)' is NULL") }
+                    if let p = col.problem(with: row.key[i]) {
+                        throw CoreError(p.code, "\(where_): key column '\(k)' value \(row.key[i]) \(p.english)")
+                    }
+                }
+                if let scopeColumn = def.scopeColumn {
+                    if case .unit = def.ownership, row.scope == nil {
+                        throw CoreError(.malformed, "\(where_): a unit table row must name its unit (scope '\(scopeColumn)')")
+                    }
+                } else if row.scope != nil {
+                    throw CoreError(.malformed, "\(where_): carries a scope but the table has no scope column")
+                }
+                if case .unit(let unit) = sender, row.scope != unit {
+                    throw CoreError(
+                        .outOfScope,
+                        "\(where_) belongs to unit '\(row.scope ?? "none")'; this node may only send rows of unit '\(unit)'")
+                }
+                for cell in row.cells {
+                    guard let col = def.column(named: cell.column) else {
+                        throw CoreError(.unknownColumn, "\(where_): column '\(cell.column)' is not in standard \(standard.version)")
+                    }
+                    guard col.isSynced else {
+                        throw CoreError(.notWritable, "\(where_): column '\(cell.column)' is classified local and must never leave the unit")
+                    }
+                    guard let value = cell.value else { continue }
+                    if case .masked = col.classification {
+                        // Masked text no longer matches allowed values or formats; check the type only.
+                        if !col.type.accepts(value) || (value.isNull && !col.nullable) {
+                            throw CoreError(.wrongType, "\(where_): column '\(cell.column)' value \(value) is not a \(col.type.rawValue)")
+                        }
+                    } else if let p = col.problem(with: value) {
+                        throw CoreError(p.code, "\(where_): column '\(cell.column)' value \(value) \(p.english)")
+                    }
+                    if let i = pk.firstIndex(of: cell.column), row.key[i] != value {
+                        throw CoreError(.malformed, "\(where_): key column '\(cell.column)' carries \(value), which differs from the key")
+                    }
+                    if cell.column == def.scopeColumn, value != (row.scope.map(Value.text) ?? .null) {
+                        throw CoreError(.outOfScope, "\(where_): scope column '\(cell.column)' holds \(value) but the row is scoped to '\(row.scope ?? "none")'")
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+/// Why a value was set aside in the conflict log.
+public enum ConflictKind: String, Sendable, Hashable, CaseIterable {
+    /// Two replicas wrote the same cell without seeing each other's write.
+    case concurrentEdit = "concurrent-edit"
+    /// An edit arrived for a row this replica had deleted, or deleted again since.
+    case editOfDeletedRow = "edit-of-deleted-row"
+    /// A local edit was removed by a peer's delete that had not seen it.
+    case deletedByPeer = "deleted-by-peer"
+    /// A local edit was replaced by a peer's re-insert that had not seen it.
+    case replacedByReinsert = "replaced-by-reinsert"
+}
+
+/// What happens to a conflict's losing value: kept and restorable (`overwritten`), or
+/// waiting for a human (`held`, under the `review` and `append-only` policies).
+public enum ConflictStatus: String, Sendable, Hashable, CaseIterable {
+    case overwritten
+    case held
+    case resolved
+    case restored
+}
+
+/// The merge decision for one incoming row against the local state of that row.
+///
+/// Pure: the store loads `LocalRow`, asks for a plan, and carries it out in the apply
+/// transaction (reading the local values of `lostLocal` before it overwrites them).
+public struct RowMergePlan: Sendable, Equatable {
+    public enum Action: Sendable, Equatable {
+        /// Nothing to change in the data table.
+        case none
+        /// Delete the local row.
+        case delete
+        /// Insert the row (it does not exist locally) with `adopt`'s values.
+        case insert
+        /// Replace the whole local row (re-insert at a newer lifetime) with `adopt`'s values.
+        case replace
+        /// Update the columns in `adopt`.
+        case update
+    }
+
+    public struct LostLocal: Sendable, Equatable {
+        public var column: String
+        public var version: CellVersion
+        public var winner: CellVersion?
+        public var kind: ConflictKind
+    }
+
+    public struct LostIncoming: Sendable, Equatable {
+        public var cell: CellChange
+        public var winner: CellVersion?
+        public var kind: ConflictKind
+    }
+
+    public var causalLength: UInt32
+    public var action: Action
+    /// Incoming cells whose values become the local ones.
+    public var adopt: [CellChange]
+    /// The cell versions to store after the merge (value-less for a deleted row).
+    public var versions: [String: CellVersion]
+    public var lostLocal: [LostLocal]
+    public var lostIncoming: [LostIncoming]
+    /// True when anything about the row's stored state changes.
+    public var changesState: Bool
+}
+
+/// A row's sync state on this replica: its causal length and the version of each cell.
+public struct LocalRow: Sendable, Equatable {
+    public var causalLength: UInt32
+    public var versions: [String: CellVersion]
+    public init(causalLength: UInt32, versions: [String: CellVersion]) {
+        self.causalLength = causalLength
+        self.versions = versions
+    }
+    public var exists: Bool { causalLength % 2 == 1 }
+}
+
+public enum RowMerge {
+    /// Plans the merge of `incoming` into `local` (nil: the row was never seen here).
+    public static func plan(local: LocalRow?, incoming: RowChange, policy: ConflictPolicy) -> RowMergePlan {
+        let lc = local?.causalLength ?? 0
+        let ic = incoming.causalLength
+        var versions = local?.versions ?? [:]
+        var plan = RowMergePlan(
+            causalLength: max(lc, ic), action: .none, adopt: [], versions: versions,
+            lostLocal: [], lostIncoming: [], changesState: false)
+
+        if ic < lc {
+            // An older lifetime of the row: every cell loses. Keep those this replica never saw.
+            for cell in incoming.cells where cell.value != nil {
+                if let mine = versions[cell.column], mine.knows(cell.version) { continue }
+                plan.lostIncoming.append(
+                    .init(cell: cell, winner: versions[cell.column], kind: .editOfDeletedRow))
+            }
+            return plan
+        }
+
+        if ic > lc {
+            let localLive = lc % 2 == 1
+            if ic % 2 == 0 {
+                // A delete this replica has not applied yet.
+                if localLive {
+                    for (column, mine) in versions {
+                        let theirs = incoming.cells.first { $0.column == column }?.version
+                        if let t = theirs, t.knows(mine) { continue }
+                        plan.lostLocal.append(.init(column: column, version: mine, winner: nil, kind: .deletedByPeer))
+                    }
+                    plan.action = .delete
+                }
+                for cell in incoming.cells {
+                    if let mine = versions[cell.column], !policy.prefers(cell.version, over: mine) { continue }
+                    versions[cell.column] = cell.version
+                }
+            } else {
+                // A newer lifetime: the incoming cells are the whole row.
+                if localLive {
+                    for (column, mine) in versions {
+                        if let t = incoming.cells.first(where: { $0.column == column })?.version, t.knows(mine) {
+                            continue
+                        }
+                        plan.lostLocal.append(
+                            .init(column: column, version: mine, winner: nil, kind: .replacedByReinsert))
+                    }
+                }
+                versions = [:]
+                for cell in incoming.cells { versions[cell.column] = cell.version }
+                plan.adopt = incoming.cells
+                plan.action = localLive ? .replace : .insert
+            }
+            plan.versions = versions
+            plan.changesState = true
+            return plan
+        }
+
+        // Same lifetime.
+        if ic % 2 == 0 {
+            for cell in incoming.cells {
+                if let mine = versions[cell.column], mine == cell.version || !policy.prefers(cell.version, over: mine) {
+                    continue
+                }
+                versions[cell.column] = cell.version
+                plan.changesState = true
+            }
+            plan.versions = versions
+            return plan
+        }
+        for cell in incoming.cells {
+            guard let mine = versions[cell.column] else {
+                plan.adopt.append(cell)
+                versions[cell.column] = cell.version
+                continue
+            }
+            if mine.id == cell.version.id { continue }
+            let concurrent = CellVersion.areConcurrent(mine, cell.version)
+            if policy.prefers(cell.version, over: mine) {
+                plan.adopt.append(cell)
+                versions[cell.column] = cell.version
+                if concurrent {
+                    plan.lostLocal.append(.init(column: cell.column, version: mine, winner: cell.version, kind: .concurrentEdit))
+                }
+            } else if concurrent {
+                plan.lostIncoming.append(.init(cell: cell, winner: mine, kind: .concurrentEdit))
+            }
+        }
+        if !plan.adopt.isEmpty {
+            plan.action = .update
+            plan.changesState = true
+        }
+        plan.versions = versions
+        return plan
+    }
+}

@@ -1,0 +1,407 @@
+/// A standard's version: `major.minor.patch`.
+///
+/// Minor and patch versions only add (tables, columns, allowed values, labels); a new
+/// major version may break and needs an explicit migration.
+public struct StandardVersion: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var major: UInt32
+    public var minor: UInt32
+    public var patch: UInt32
+
+    public init(_ major: UInt32, _ minor: UInt32, _ patch: UInt32) {
+        self.major = major
+        self.minor = minor
+        self.patch = patch
+    }
+
+    /// Parses `"1.2.3"`; `nil` when the text is not three dot-separated whole numbers.
+    public init?(parsing text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let a = UInt32(parts[0]), let b = UInt32(parts[1]), let c = UInt32(parts[2]) else {
+            return nil
+        }
+        self.init(a, b, c)
+    }
+
+    public static func < (l: StandardVersion, r: StandardVersion) -> Bool {
+        (l.major, l.minor, l.patch) < (r.major, r.minor, r.patch)
+    }
+
+    public var description: String { "\(major).\(minor).\(patch)" }
+}
+
+/// A label in the two languages every clerk-facing text exists in.
+public struct Label: Hashable, Sendable {
+    public var zh: String
+    public var en: String
+    public init(zh: String, en: String) {
+        self.zh = zh
+        self.en = en
+    }
+}
+
+/// Who owns a table's rows, and so who may write them and where they travel.
+public enum Ownership: Hashable, Sendable {
+    /// Rows belong to one unit, named by `scopeColumn`; only that unit (and its
+    /// supervisors) write them, and only that unit receives them back.
+    case unit(scopeColumn: String)
+    /// Reference data maintained by the hub. Units read it but never write it. When
+    /// `recipientColumn` is set, a row goes only to the unit it names (NULL: to every unit).
+    case hub(recipientColumn: String?)
+    /// Never synced: the unit's own working table.
+    case local
+}
+
+/// How a table settles two concurrent writes of the same cell. Every replica applies the
+/// same rule to the same versions, so every replica picks the same winner.
+public enum ConflictPolicy: String, Hashable, Sendable, CaseIterable {
+    /// The causally later edit wins; among concurrent edits the one with the higher
+    /// hybrid logical clock, then the higher node id.
+    case lww
+    /// A supervisor's (hub's) edit beats a concurrent unit edit whatever the clocks; a
+    /// unit edit made after seeing the supervisor's wins. Otherwise as `lww`.
+    case supervisorWins = "supervisor-wins"
+    /// Rows are immutable once written: local updates and deletes are refused, and a
+    /// concurrent second version of a cell is logged as a conflict; the earliest stays.
+    case appendOnly = "append-only"
+    /// Concurrent edits are held for a human: the earliest concurrent value stays on every
+    /// replica and the others wait in the conflict log as `held` until someone resolves them.
+    case review
+}
+
+/// Where a column's value may travel.
+public enum Classification: Hashable, Sendable {
+    /// Synced as is.
+    case full
+    /// Leaves the unit only masked: all but the kept characters replaced by `*`.
+    case masked(MaskRule)
+    /// Never leaves the unit (identity-card numbers).
+    case local
+}
+
+/// How a `masked` column is reduced before it leaves the unit.
+public enum MaskRule: Hashable, Sendable {
+    case keepLast(Int)
+    case keepFirst(Int)
+
+    /// The masked form of `value`; non-text values are masked through their text form.
+    public func apply(to value: Value) -> Value {
+        let text: String
+        switch value {
+        case .null: return .null
+        case .text(let s): text = s
+        case .integer(let i): text = String(i)
+        case .real(let d): text = String(d)
+        case .blob: return .null
+        }
+        let chars = Array(text)
+        switch self {
+        case .keepLast(let n):
+            let keep = min(n, chars.count)
+            return .text(String(repeating: "*", count: chars.count - keep) + String(chars.suffix(keep)))
+        case .keepFirst(let n):
+            let keep = min(n, chars.count)
+            return .text(String(chars.prefix(keep)) + String(repeating: "*", count: chars.count - keep))
+        }
+    }
+}
+
+/// A column's storage type. `date` is TEXT in `YYYY-MM-DD` form that must be a real
+/// calendar date; `boolean` is INTEGER 0 or 1.
+public enum ColumnType: String, Hashable, Sendable, CaseIterable {
+    case text, integer, real, blob, date, boolean
+
+    /// The SQLite STRICT-table type the column is stored as.
+    public var sqliteType: String {
+        switch self {
+        case .text, .date: return "TEXT"
+        case .integer, .boolean: return "INTEGER"
+        case .real: return "REAL"
+        case .blob: return "BLOB"
+        }
+    }
+
+    /// Whether `value` has this column's storage class (NULL is checked separately).
+    public func accepts(_ value: Value) -> Bool {
+        switch (self, value) {
+        case (_, .null): return true
+        case (.text, .text), (.date, .text), (.blob, .blob), (.integer, .integer): return true
+        case (.real, .real), (.real, .integer): return true
+        case (.boolean, .integer(let i)): return i == 0 || i == 1
+        default: return false
+        }
+    }
+}
+
+/// One column of a standard table.
+public struct ColumnDefinition: Hashable, Sendable {
+    public var name: String
+    public var type: ColumnType
+    public var nullable: Bool
+    /// The value a new row gets when none is written; required for `local` columns that
+    /// are NOT NULL, since receivers never see their values.
+    public var defaultValue: Value?
+    /// When set, the only values the column may hold (besides NULL if nullable).
+    public var allowedValues: [Value]?
+    /// Inclusive bounds for numbers.
+    public var minimum: Double?
+    public var maximum: Double?
+    /// Maximum length in characters for text.
+    public var maxLength: Int?
+    public var classification: Classification
+    public var label: Label?
+
+    public init(
+        name: String, type: ColumnType, nullable: Bool = true, defaultValue: Value? = nil,
+        allowedValues: [Value]? = nil, minimum: Double? = nil, maximum: Double? = nil,
+        maxLength: Int? = nil, classification: Classification = .full, label: Label? = nil
+    ) {
+        self.name = name
+        self.type = type
+        self.nullable = nullable
+        self.defaultValue = defaultValue
+        self.allowedValues = allowedValues
+        self.minimum = minimum
+        self.maximum = maximum
+        self.maxLength = maxLength
+        self.classification = classification
+        self.label = label
+    }
+
+    /// Whether values of this column ever leave the replica that wrote them.
+    public var isSynced: Bool { classification != .local }
+
+    /// Checks one value against the column's type and checks; `nil` when it is acceptable.
+    public func problem(with value: Value) -> ValueProblem? {
+        if value.isNull {
+            return nullable ? nil : ValueProblem(.notAllowed, "must not be empty (NULL)", "不能为空")
+        }
+        guard type.accepts(value) else {
+            return ValueProblem(
+                .wrongType, "has type \(value.typeName) but the column is \(type.rawValue)",
+                "类型为 \(value.typeName)，但该列应为 \(type.rawValue)")
+        }
+        if let allowed = allowedValues, !allowed.contains(value) {
+            let list = allowed.map(\.description).joined(separator: ", ")
+            return ValueProblem(.notAllowed, "is not one of the allowed values (\(list))", "不是允许的取值（\(list)）")
+        }
+        if type == .date, case .text(let s) = value, !DateCheck.isCalendarDate(s) {
+            return ValueProblem(.notAllowed, "is not a calendar date in YYYY-MM-DD form", "不是有效日期（格式 YYYY-MM-DD）")
+        }
+        let number: Double? = {
+            switch value {
+            case .integer(let i): return Double(i)
+            case .real(let d): return d
+            default: return nil
+            }
+        }()
+        if let n = number, let lo = minimum, n < lo {
+            return ValueProblem(.notAllowed, "is below the minimum \(lo)", "小于最小值 \(lo)")
+        }
+        if let n = number, let hi = maximum, n > hi {
+            return ValueProblem(.notAllowed, "is above the maximum \(hi)", "大于最大值 \(hi)")
+        }
+        if let limit = maxLength, case .text(let s) = value, s.count > limit {
+            return ValueProblem(.notAllowed, "is longer than \(limit) characters", "超过 \(limit) 个字符")
+        }
+        return nil
+    }
+}
+
+/// Why a value does not fit its column, in English and Chinese.
+public struct ValueProblem: Sendable, Equatable {
+    public var code: CoreError.Code
+    public var english: String
+    public var chinese: String
+    public init(_ code: CoreError.Code, _ english: String, _ chinese: String) {
+        self.code = code
+        self.english = english
+        self.chinese = chinese
+    }
+}
+
+extension Value {
+    /// The SQLite storage class name, as `typeof()` prints it.
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .integer: return "integer"
+        case .real: return "real"
+        case .text: return "text"
+        case .blob: return "blob"
+        }
+    }
+}
+
+/// Calendar-date checking without Foundation's calendar (the core reads no locale or clock).
+enum DateCheck {
+    static func isCalendarDate(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        guard b.count == 10, b[4] == 0x2D, b[7] == 0x2D else { return false }
+        func num(_ r: Range<Int>) -> Int? {
+            var v = 0
+            for i in r {
+                guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+                v = v * 10 + Int(b[i] - 0x30)
+            }
+            return v
+        }
+        guard let y = num(0..<4), let m = num(5..<7), let d = num(8..<10), y >= 1, (1...12).contains(m) else {
+            return false
+        }
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
+        return (1...days).contains(d)
+    }
+}
+
+/// One table of a standard.
+public struct TableDefinition: Hashable, Sendable {
+    public var name: String
+    public var label: Label?
+    public var ownership: Ownership
+    public var policy: ConflictPolicy
+    /// Primary key column names, 1 to 4 of them, in key order.
+    public var primaryKey: [String]
+    /// Columns in their stable order; later versions only append.
+    public var columns: [ColumnDefinition]
+
+    public init(
+        name: String, label: Label? = nil, ownership: Ownership, policy: ConflictPolicy,
+        primaryKey: [String], columns: [ColumnDefinition]
+    ) {
+        self.name = name
+        self.label = label
+        self.ownership = ownership
+        self.policy = policy
+        self.primaryKey = primaryKey
+        self.columns = columns
+    }
+
+    public func column(named name: String) -> ColumnDefinition? { columns.first { $0.name == name } }
+    public func columnIndex(named name: String) -> Int? { columns.firstIndex { $0.name == name } }
+
+    /// The column naming the unit a row belongs to (unit tables) or is meant for (hub tables).
+    public var scopeColumn: String? {
+        switch ownership {
+        case .unit(let c): return c
+        case .hub(let c): return c
+        case .local: return nil
+        }
+    }
+
+    public var isSynced: Bool { ownership != .local }
+    public var isUnitWritable: Bool {
+        if case .unit = ownership { return true }
+        return false
+    }
+
+    /// Indices of the columns that carry synced values, in column order.
+    public var syncedColumnIndices: [Int] { columns.indices.filter { columns[$0].isSynced } }
+    public var primaryKeyIndices: [Int] { primaryKey.map { columnIndex(named: $0)! } }
+}
+
+/// A standard: the shared schema all replicas of a deployment follow.
+///
+/// Build one with `init(name:version:tables:)`, which validates it; a standard that exists
+/// is valid.
+public struct Standard: Hashable, Sendable {
+    public let name: String
+    public let version: StandardVersion
+    public let tables: [TableDefinition]
+    private let index: [String: Int]
+
+    /// The largest number of synced columns a table may have (capture records changed
+    /// columns in one 63-bit mask).
+    public static let maxSyncedColumns = 63
+    public static let maxPrimaryKeyColumns = 4
+
+    public init(name: String, version: StandardVersion, tables: [TableDefinition]) throws(CoreError) {
+        var index: [String: Int] = [:]
+        for (i, t) in tables.enumerated() {
+            try Standard.validate(t)
+            guard index[t.name] == nil else {
+                throw CoreError(.invalidStandard, "table '\(t.name)' is defined twice")
+            }
+            index[t.name] = i
+        }
+        guard !tables.isEmpty else { throw CoreError(.invalidStandard, "the standard defines no tables") }
+        self.name = name
+        self.version = version
+        self.tables = tables
+        self.index = index
+    }
+
+    public func table(named name: String) -> TableDefinition? { index[name].map { tables[$0] } }
+    public func tableIndex(named name: String) -> Int? { index[name] }
+    public var syncedTables: [TableDefinition] { tables.filter(\.isSynced) }
+
+    static func isIdentifier(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        guard (1...48).contains(b.count), let first = b.first, first >= 0x61 && first <= 0x7A else { return false }
+        return b.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
+    }
+
+    static func validate(_ t: TableDefinition) throws(CoreError) {
+        func fail(_ what: String) -> CoreError { CoreError(.invalidStandard, "table '\(t.name)': \(what)") }
+        guard isIdentifier(t.name), !t.name.hasPrefix("ferry_") else {
+            throw fail("the name must be 1–48 characters of a–z, 0–9 and _, start with a letter, and not start with 'ferry_'")
+        }
+        guard !t.columns.isEmpty else { throw fail("has no columns") }
+        var seen = Set<String>()
+        for c in t.columns {
+            guard isIdentifier(c.name) else {
+                throw fail("column '\(c.name)': the name must be 1–48 characters of a–z, 0–9 and _, starting with a letter")
+            }
+            guard seen.insert(c.name).inserted else { throw fail("column '\(c.name)' is defined twice") }
+            if let d = c.defaultValue, let p = c.problem(with: d) {
+                throw fail("column '\(c.name)': the default value \(d) \(p.english)")
+            }
+            if let allowed = c.allowedValues {
+                guard !allowed.isEmpty else { throw fail("column '\(c.name)': the allowed values list is empty") }
+                for v in allowed where !c.type.accepts(v) || v.isNull {
+                    throw fail("column '\(c.name)': the allowed value \(v) is not a \(c.type.rawValue)")
+                }
+            }
+            if c.classification == .local, !c.nullable, c.defaultValue == nil {
+                throw fail("column '\(c.name)' is local (never leaves the unit) and NOT NULL, so it needs a default for the replicas that never see it")
+            }
+            if case .masked(let rule) = c.classification {
+                guard c.type == .text else { throw fail("column '\(c.name)': only text columns can be masked") }
+                switch rule {
+                case .keepFirst(let n), .keepLast(let n):
+                    guard n >= 0 else { throw fail("column '\(c.name)': the mask must keep 0 or more characters") }
+                }
+            }
+            if let lo = c.minimum, let hi = c.maximum, lo > hi {
+                throw fail("column '\(c.name)': minimum \(lo) is above maximum \(hi)")
+            }
+        }
+        guard (1...maxPrimaryKeyColumns).contains(t.primaryKey.count) else {
+            throw fail("the primary key must name 1 to \(maxPrimaryKeyColumns) columns")
+        }
+        guard Set(t.primaryKey).count == t.primaryKey.count else { throw fail("the primary key names a column twice") }
+        for k in t.primaryKey {
+            guard let c = t.column(named: k) else { throw fail("the primary key names column '\(k)', which is not defined") }
+            guard !c.nullable else { throw fail("primary key column '\(k)' must be NOT NULL (nullable = false)") }
+            guard c.classification == .full else { throw fail("primary key column '\(k)' must be classified full") }
+            guard [.text, .integer, .date].contains(c.type) else {
+                throw fail("primary key column '\(k)' must be text, integer or date")
+            }
+        }
+        if let s = t.scopeColumn {
+            guard let c = t.column(named: s) else { throw fail("the scope column '\(s)' is not defined") }
+            guard c.type == .text, c.classification == .full else {
+                throw fail("the scope column '\(s)' must be a text column classified full")
+            }
+            if case .unit = t.ownership, c.nullable {
+                throw fail("the scope column '\(s)' of a unit table must be NOT NULL (nullable = false)")
+            }
+        }
+        if case .unit = t.ownership {} else if t.policy == .supervisorWins {
+            throw fail("policy 'supervisor-wins' only makes sense for unit tables (the hub alone writes the others)")
+        }
+        guard t.syncedColumnIndices.count <= maxSyncedColumns else {
+            throw fail("has \(t.syncedColumnIndices.count) synced columns; at most \(maxSyncedColumns) are supported")
+        }
+    }
+}

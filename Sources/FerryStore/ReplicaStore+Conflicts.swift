@@ -1,0 +1,170 @@
+import FerryCore
+import Foundation
+import GRDB
+
+/// One value set aside by a merge: what it was, whose it was, and what beat it.
+public struct ConflictRecord: Sendable, Equatable {
+    public var id: Int64
+    public var table: String
+    public var key: [Value]
+    public var column: String
+    public var kind: ConflictKind
+    public var status: ConflictStatus
+    public var policy: ConflictPolicy
+    /// The value that lost.
+    public var lostValue: Value
+    public var lostOrigin: NodeID
+    public var lostClock: HLCTimestamp
+    /// The version that won, when a version won (a delete has none).
+    public var winnerOrigin: NodeID?
+    public var winnerClock: HLCTimestamp?
+    /// Local wall time of recording, ms since the epoch.
+    public var recordedAt: UInt64
+}
+
+extension ReplicaStore {
+    /// Conflicts in the log, oldest first; `status` narrows to one status.
+    public func conflicts(status: ConflictStatus? = nil) throws -> [ConflictRecord] {
+        try pool.read { db in
+            var sql = """
+                SELECT id, tbl, pk, col, kind, status, policy, lost_value, lost_origin, lost_clock,
+                       winner_origin, winner_clock, recorded_at FROM ferry_conflicts
+                """
+            var args: StatementArguments = []
+            if let status {
+                sql += " WHERE status = ?"
+                args = [status.rawValue]
+            }
+            sql += " ORDER BY id"
+            return try Row.fetchAll(db, sql: sql, arguments: args).map(Self.conflict)
+        }
+    }
+
+    static func conflict(_ r: Row) throws -> ConflictRecord {
+        let winnerOrigin: String? = r[10]
+        let winnerClock: Int64? = r[11]
+        return ConflictRecord(
+            id: r[0], table: r[1], key: try KeyEncoding.decode([UInt8](r[2] as Data)), column: r[3],
+            kind: ConflictKind(rawValue: r[4]) ?? .concurrentEdit,
+            status: ConflictStatus(rawValue: r[5]) ?? .overwritten,
+            policy: ConflictPolicy(rawValue: r[6]) ?? .lww,
+            lostValue: Value(r[7] as DatabaseValue), lostOrigin: try NodeID(r[8] as String),
+            lostClock: HLCTimestamp(rawValue: UInt64(bitPattern: r[9])),
+            winnerOrigin: try winnerOrigin.map { try NodeID($0) },
+            winnerClock: winnerClock.map { HLCTimestamp(rawValue: UInt64(bitPattern: $0)) },
+            recordedAt: UInt64(r[12] as Int64))
+    }
+
+    /// Puts a conflict's losing value back as a new local edit (which then syncs like any
+    /// other), and marks the conflict `restored`. A row that was deleted is re-inserted
+    /// with every value its delete set aside.
+    public func restore(conflict id: Int64) throws {
+        let now = clock.nowMillis()
+        try write { db, _ in
+            guard let r = try Row.fetchOne(db, sql: "SELECT tbl, pk, col, lost_value, status FROM ferry_conflicts WHERE id = ?", arguments: [id]),
+                let t = standard.table(named: r[0]), (r[4] as String) != ConflictStatus.restored.rawValue
+            else { throw StoreError.noSuchConflict(id) }
+            let pkData: Data = r[1]
+            let key = try KeyEncoding.decode([UInt8](pkData))
+            let column: String = r[2]
+            let value = Value(r[3] as DatabaseValue)
+            let exists = try readValues(db, t, key: key, columns: [t.primaryKeyIndices[0]]) != nil
+            if exists {
+                try db.execute(
+                    sql: "UPDATE \(SchemaSQL.quote(t.name)) SET \(SchemaSQL.quote(column)) = ? WHERE \(whereKey(t))",
+                    arguments: StatementArguments([value.databaseValue] + key.map(\.databaseValue)))
+                try db.execute(
+                    sql: "UPDATE ferry_conflicts SET status = 'restored', settled_at = ? WHERE id = ?",
+                    arguments: [Int64(now), id])
+            } else {
+                // Re-insert the row from every value set aside for it.
+                let siblings = try Row.fetchAll(
+                    db,
+                    sql: "SELECT id, col, lost_value FROM ferry_conflicts WHERE tbl = ? AND pk = ? AND status != 'restored' ORDER BY id",
+                    arguments: [t.name, pkData])
+                var values: [String: Value] = [:]
+                for (i, k) in t.primaryKey.enumerated() { values[k] = key[i] }
+                for s in siblings { values[s[1] as String] = Value(s[2] as DatabaseValue) }
+                let cols = Array(values.keys).sorted()
+                try db.execute(
+                    sql: "INSERT INTO \(SchemaSQL.quote(t.name)) (\(cols.map(SchemaSQL.quote).joined(separator: ", "))) VALUES (\(cols.map { _ in "?" }.joined(separator: ", ")))",
+                    arguments: StatementArguments(cols.map { values[$0]!.databaseValue }))
+                for s in siblings {
+                    try db.execute(
+                        sql: "UPDATE ferry_conflicts SET status = 'restored', settled_at = ? WHERE id = ?",
+                        arguments: [Int64(now), s[0] as Int64])
+                }
+            }
+        }
+    }
+
+    /// Settles a conflict by keeping the current value; the losing value stays in the log.
+    public func dismiss(conflict id: Int64) throws {
+        let now = clock.nowMillis()
+        try write { db, _ in
+            try db.execute(
+                sql: "UPDATE ferry_conflicts SET status = 'resolved', settled_at = ? WHERE id = ? AND status IN ('held', 'overwritten')",
+                arguments: [Int64(now), id])
+            if db.changesCount == 0 { throw StoreError.noSuchConflict(id) }
+        }
+    }
+
+    // MARK: Inspection
+
+    /// Every row of `table`'s synced columns, ordered by primary key: what replicas compare
+    /// to prove convergence.
+    public func syncedContents(of table: String) throws -> [[Value]] {
+        guard let t = standard.table(named: table) else { return [] }
+        let cols = t.syncedColumnIndices.map { SchemaSQL.quote(t.columns[$0].name) }.joined(separator: ", ")
+        let order = t.primaryKey.map(SchemaSQL.quote).joined(separator: ", ")
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(cols) FROM \(SchemaSQL.quote(t.name)) ORDER BY \(order)").map { r in
+                (0..<r.count).map { Value(r[$0] as DatabaseValue) }
+            }
+        }
+    }
+
+    /// A content digest (FNV-1a 64 over the encoded synced contents) of `table`.
+    public func digest(of table: String) throws -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for row in try syncedContents(of: table) {
+            for b in KeyEncoding.encode(row) {
+                h ^= UInt64(b)
+                h = h &* 0x100_0000_01b3
+            }
+            h ^= 0xff
+            h = h &* 0x100_0000_01b3
+        }
+        return String(h, radix: 16)
+    }
+
+    /// The version of one cell as this replica stores it (nil if never written).
+    public func cellVersion(table: String, key: [Value], column: String) throws -> CellVersion? {
+        guard let t = standard.table(named: table), let id = tableIDs[table], let ci = t.columnIndex(named: column) else {
+            return nil
+        }
+        return try write { db, nodes in
+            try loadMeta(db, table: id, pk: KeyEncoding.encode(key), nodes: nodes)?.cells[ci]?.version
+        }
+    }
+
+    /// The row's causal length here (0: never seen).
+    public func causalLength(table: String, key: [Value]) throws -> UInt32 {
+        guard let id = tableIDs[table] else { return 0 }
+        return try write { db, nodes in
+            try loadMeta(db, table: id, pk: KeyEncoding.encode(key), nodes: nodes)?.causalLength ?? 0
+        }
+    }
+
+    /// The latest hybrid logical clock reading this replica issued or adopted.
+    public func latestClock() throws -> HLCTimestamp {
+        try pool.read { db in try loadCounters(db).clock.latest }
+    }
+
+    /// Runs SQL on the replica's own connection, as an application of the unit would.
+    public func execute(_ sql: String, _ arguments: [Value] = []) throws {
+        try pool.write { db in
+            try db.execute(sql: sql, arguments: StatementArguments(arguments.map(\.databaseValue)))
+        }
+    }
+}

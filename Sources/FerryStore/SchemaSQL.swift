@@ -1,0 +1,132 @@
+import FerryCore
+
+/// SQL text for a standard's tables, capture triggers and guards.
+///
+/// Capture is done with triggers so that writes by *any* process are recorded: the node,
+/// another program, or a clerk in the `sqlite3` shell. Triggers use only SQLite built-ins
+/// (no application functions), because the shell has none of ours.
+enum SchemaSQL {
+    static func quote(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    static func literal(_ v: Value) -> String {
+        switch v {
+        case .null: return "NULL"
+        case .integer(let i): return String(i)
+        case .real(let d): return String(d)
+        case .text(let s): return "'" + s.replacingOccurrences(of: "'", with: "''") + "'"
+        case .blob(let b):
+            return "x'" + b.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() + "'"
+        }
+    }
+
+    static func message(_ s: String) -> String { s.replacingOccurrences(of: "'", with: "''") }
+
+    /// `CREATE TABLE` for a standard table: STRICT types, NOT NULL, defaults, and one named
+    /// CHECK per rule so SQLite's error names the column and the rule in both languages.
+    static func createTable(_ t: TableDefinition) -> String {
+        var lines: [String] = []
+        for c in t.columns {
+            var line = "  \(quote(c.name)) \(c.type.sqliteType)"
+            if !c.nullable { line += " NOT NULL" }
+            if let d = c.defaultValue { line += " DEFAULT \(literal(d))" }
+            let q = quote(c.name)
+            func check(_ rule: String, _ en: String, _ zh: String) {
+                let name = "\(t.name).\(c.name): \(en) / \(zh)"
+                line += " CONSTRAINT \(quote(name)) CHECK (\(rule))"
+            }
+            if let allowed = c.allowedValues {
+                let list = allowed.map(literal).joined(separator: ", ")
+                check("\(q) IN (\(list))", "not an allowed value (\(list))", "取值不在允许范围（\(list)）")
+            }
+            if c.type == .date {
+                check("date(\(q), '+0 days') IS \(q)", "not a calendar date YYYY-MM-DD", "不是有效日期 YYYY-MM-DD")
+            }
+            if c.type == .boolean { check("\(q) IN (0, 1)", "must be 0 or 1", "只能是 0 或 1") }
+            if let lo = c.minimum { check("\(q) >= \(lo)", "below the minimum \(lo)", "小于最小值 \(lo)") }
+            if let hi = c.maximum { check("\(q) <= \(hi)", "above the maximum \(hi)", "大于最大值 \(hi)") }
+            if let n = c.maxLength { check("length(\(q)) <= \(n)", "longer than \(n) characters", "超过 \(n) 个字符") }
+            lines.append(line)
+        }
+        lines.append("  PRIMARY KEY (\(t.primaryKey.map(quote).joined(separator: ", ")))")
+        return "CREATE TABLE IF NOT EXISTS \(quote(t.name)) (\n\(lines.joined(separator: ",\n"))\n) STRICT"
+    }
+
+    static let notApplying = "NOT EXISTS (SELECT 1 FROM ferry_applying)"
+
+    enum Op: Int {
+        case insert = 1, update = 2, delete = 3
+    }
+
+    static func triggerNames(_ t: TableDefinition) -> [String] {
+        ["ai", "au", "ad", "gi", "gu", "gd", "gk"].map { "ferry_\($0)_\(t.name)" }
+    }
+
+    /// Capture and guard triggers for `t` on a replica with `role`, numbered `tableID`.
+    static func triggers(_ t: TableDefinition, tableID: Int, role: ReplicaRole) -> [String] {
+        guard t.isSynced else { return [] }
+        let name = quote(t.name)
+        let keys = t.primaryKey
+        let synced = t.syncedColumnIndices.map { t.columns[$0].name }
+        let scopeExpr: (String) -> String = { row in t.scopeColumn.map { "\(row).\(quote($0))" } ?? "NULL" }
+        func capture(_ op: Op, mask: String, row: String) -> String {
+            let kcols = (1...keys.count).map { "k\($0)" }.joined(separator: ", ")
+            let kvals = keys.map { "\(row).\(quote($0))" }.joined(separator: ", ")
+            return "INSERT INTO ferry_capture (tbl, op, mask, scope, \(kcols)) VALUES (\(tableID), \(op.rawValue), \(mask), \(scopeExpr(row)), \(kvals));"
+        }
+        let maskExpr = synced.enumerated().map { i, c in
+            "((NEW.\(quote(c)) IS NOT OLD.\(quote(c))) << \(i))"
+        }.joined(separator: " | ")
+        var out: [String] = [
+            "CREATE TRIGGER ferry_ai_\(t.name) AFTER INSERT ON \(name) WHEN \(notApplying) BEGIN \(capture(.insert, mask: "-1", row: "NEW")) END",
+            "CREATE TRIGGER ferry_au_\(t.name) AFTER UPDATE ON \(name) WHEN \(notApplying) BEGIN \(capture(.update, mask: maskExpr, row: "NEW")) END",
+            "CREATE TRIGGER ferry_ad_\(t.name) AFTER DELETE ON \(name) WHEN \(notApplying) BEGIN \(capture(.delete, mask: "0", row: "OLD")) END",
+        ]
+        func refuse(_ trigger: String, _ timing: String, _ when: String, _ en: String, _ zh: String) {
+            let msg = message("ferry: \(en) / \(zh)")
+            out.append(
+                "CREATE TRIGGER ferry_\(trigger)_\(t.name) BEFORE \(timing) ON \(name) WHEN \(notApplying)\(when.isEmpty ? "" : " AND (\(when))") BEGIN SELECT RAISE(ABORT, '\(msg)'); END")
+        }
+        // Keys (and a unit row's unit) never change: a changed key is a different row.
+        var fixed = keys
+        if case .unit(let s) = t.ownership { fixed.append(s) }
+        let changed = fixed.map { "NEW.\(quote($0)) IS NOT OLD.\(quote($0))" }.joined(separator: " OR ")
+        refuse(
+            "gk", "UPDATE", changed,
+            "table \(t.name): the key columns (\(fixed.joined(separator: ", "))) cannot change; delete the row and insert a new one",
+            "表 \(t.name)：主键列（\(fixed.joined(separator: ", "))）不能修改，请删除后重新插入")
+        if case .unit(let unit) = role {
+            switch t.ownership {
+            case .hub:
+                for (g, op) in [("gi", "INSERT"), ("gu", "UPDATE"), ("gd", "DELETE")] {
+                    refuse(
+                        g, op, "",
+                        "table \(t.name) is maintained by the supervisor (hub-owned); units cannot change it",
+                        "表 \(t.name) 由上级统一维护，本单位不能修改")
+                }
+            case .unit(let scope):
+                refuse(
+                    "gi", "INSERT", "NEW.\(quote(scope)) IS NOT \(literal(.text(unit)))",
+                    "table \(t.name): \(scope) must be this unit's id '\(unit)'",
+                    "表 \(t.name)：\(scope) 必须是本单位编号 '\(unit)'")
+            case .local: break
+            }
+        }
+        if t.policy == .appendOnly {
+            if !out.contains(where: { $0.hasPrefix("CREATE TRIGGER ferry_gu_") }) {
+                refuse(
+                    "gu", "UPDATE", "",
+                    "table \(t.name) is append-only: records cannot be changed once written; add a correcting record",
+                    "表 \(t.name) 只允许追加：记录写入后不能修改，请新增一条更正记录")
+            }
+            if !out.contains(where: { $0.hasPrefix("CREATE TRIGGER ferry_gd_") }) {
+                refuse(
+                    "gd", "DELETE", "",
+                    "table \(t.name) is append-only: records cannot be deleted",
+                    "表 \(t.name) 只允许追加：记录不能删除")
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,25 @@
+import FerryCore
+
+/// Errors of the replica store, with what to do about them.
+public enum StoreError: Error, CustomStringConvertible, Sendable {
+    /// The changeset or a value broke the standard or the sender's scope; nothing was applied.
+    case rejected(CoreError)
+    /// The database file is not a Ferry replica of this identity or standard.
+    case identityMismatch(String)
+    /// Sync metadata could not be read; the file may be damaged.
+    case corruptMetadata(String)
+    /// A conflict id that does not exist or was already settled.
+    case noSuchConflict(Int64)
+    /// A row arrived without a value for a NOT NULL column it needs.
+    case incompleteRow(String)
+
+    public var description: String {
+        switch self {
+        case .rejected(let e): return "changeset rejected, nothing applied: \(e.message)"
+        case .identityMismatch(let s): return s
+        case .corruptMetadata(let s): return "sync metadata is damaged (\(s)); restore the database from a backup or re-enrol the node"
+        case .noSuchConflict(let id): return "conflict \(id) does not exist or is already settled; list conflicts to see open ones"
+        case .incompleteRow(let s): return "changeset rejected, nothing applied: \(s)"
+        }
+    }
+}
