@@ -27,7 +27,10 @@ let package = Package(
         // extraction, apply/merge, conflict log.
         .target(
             name: "FerryStore",
-            dependencies: ["FerryCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "FerryCore", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
         ),
         // Shared by test targets and the bench: temporary databases, the sqlite3 shell,
         // seeded randomness, the vector loader.

@@ -33,8 +33,7 @@ extension Changeset {
             }
             let pk = def.primaryKey
             for row in t.rows {
-                let keyText = row.key.map(\.description).joined(separator: ", ")
-                let where_ = "table '\(t.name)', row (\(keyText))"
+                var where_: String { "table '\(t.name)', row (\(row.key.map(\.description).joined(separator: ", ")))" }
                 guard row.key.count == pk.count else {
                     throw CoreError(.malformed, "\(where_): the key has \(row.key.count) values but the primary key has \(pk.count) columns")
                 }

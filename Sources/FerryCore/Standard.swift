@@ -263,7 +263,16 @@ public struct TableDefinition: Hashable, Sendable {
     /// Primary key column names, 1 to 4 of them, in key order.
     public var primaryKey: [String]
     /// Columns in their stable order; later versions only append.
-    public var columns: [ColumnDefinition]
+    public var columns: [ColumnDefinition] {
+        didSet { columnIndex = Self.index(columns) }
+    }
+    private var columnIndex: [String: Int]
+
+    static func index(_ columns: [ColumnDefinition]) -> [String: Int] {
+        var d: [String: Int] = [:]
+        for (i, c) in columns.enumerated() where d[c.name] == nil { d[c.name] = i }
+        return d
+    }
 
     public init(
         name: String, label: Label? = nil, ownership: Ownership, policy: ConflictPolicy,
@@ -275,10 +284,11 @@ public struct TableDefinition: Hashable, Sendable {
         self.policy = policy
         self.primaryKey = primaryKey
         self.columns = columns
+        self.columnIndex = Self.index(columns)
     }
 
-    public func column(named name: String) -> ColumnDefinition? { columns.first { $0.name == name } }
-    public func columnIndex(named name: String) -> Int? { columns.firstIndex { $0.name == name } }
+    public func column(named name: String) -> ColumnDefinition? { columnIndex[name].map { columns[$0] } }
+    public func columnIndex(named name: String) -> Int? { columnIndex[name] }
 
     /// The column naming the unit a row belongs to (unit tables) or is meant for (hub tables).
     public var scopeColumn: String? {

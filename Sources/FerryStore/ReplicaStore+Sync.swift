@@ -1,6 +1,7 @@
 import FerryCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 extension ReplicaStore {
     // MARK: Extraction
@@ -120,10 +121,9 @@ extension ReplicaStore {
     func readValues(_ db: Database, _ t: TableDefinition, key: [Value], columns: [Int]) throws -> [Value]? {
         let cols = columns.map { SchemaSQL.quote(t.columns[$0].name) }.joined(separator: ", ")
         let stmt = try db.cachedStatement(sql: "SELECT \(cols) FROM \(SchemaSQL.quote(t.name)) WHERE \(whereKey(t))")
-        guard let row = try Row.fetchOne(stmt, arguments: StatementArguments(key.map(\.databaseValue))) else {
-            return nil
-        }
-        return (0..<columns.count).map { Value(row[$0] as DatabaseValue) }
+        guard try stmt.firstRow(key) else { return nil }
+        defer { sqlite3_reset(stmt.sqliteStatement) }
+        return (0..<columns.count).map { stmt.columnValue(Int32($0)) }
     }
 
     static func estimatedSize(_ r: RowChange) -> Int {
@@ -277,7 +277,7 @@ extension ReplicaStore {
         switch plan.action {
         case .none: break
         case .delete:
-            try db.execute(sql: "DELETE FROM \(quotedTable) WHERE \(whereKey(t))", arguments: StatementArguments(row.key.map(\.databaseValue)))
+            try db.cachedStatement(sql: "DELETE FROM \(quotedTable) WHERE \(whereKey(t))").run(row.key)
             report.rowsDeleted += 1
         case .insert:
             var columns = t.primaryKey
@@ -295,15 +295,15 @@ extension ReplicaStore {
                     "table '\(t.name)', row (\(row.key.map(\.description).joined(separator: ", "))) arrived without column '\(c.name)', which is required")
             }
             let sql = "INSERT INTO \(quotedTable) (\(columns.map(SchemaSQL.quote).joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
-            try db.execute(sql: sql, arguments: StatementArguments(values.map(\.databaseValue)))
+            try db.cachedStatement(sql: sql).run(values)
             report.rowsInserted += 1
             report.cellsAdopted += plan.adopt.count
         case .update, .replace:
             let adopt = plan.adopt.filter { !t.primaryKey.contains($0.column) }
             if !adopt.isEmpty {
                 let sets = adopt.map { "\(SchemaSQL.quote($0.column)) = ?" }.joined(separator: ", ")
-                let args = adopt.map { ($0.value ?? .null).databaseValue } + row.key.map(\.databaseValue)
-                try db.execute(sql: "UPDATE \(quotedTable) SET \(sets) WHERE \(whereKey(t))", arguments: StatementArguments(args))
+                try db.cachedStatement(sql: "UPDATE \(quotedTable) SET \(sets) WHERE \(whereKey(t))")
+                    .run(adopt.map { $0.value ?? .null } + row.key)
             }
             report.cellsAdopted += plan.adopt.count
         }

@@ -1,6 +1,7 @@
 import FerryCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// Whether a replica is a unit's node or a supervisor's hub.
 public enum ReplicaRole: Sendable, Hashable {
@@ -108,8 +109,9 @@ public final class ReplicaStore: Sendable {
                     byID[id] = t
                 }
             }
+            let installed = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ferry\\_%' ESCAPE '\\'")
+            for trig in installed { try db.execute(sql: "DROP TRIGGER \(SchemaSQL.quote(trig))") }
             for t in standard.tables {
-                for trig in SchemaSQL.triggerNames(t) { try db.execute(sql: "DROP TRIGGER IF EXISTS \(trig)") }
                 for sql in SchemaSQL.triggers(t, tableID: ids[t.name]!, role: identity.role) {
                     try db.execute(sql: sql)
                 }
@@ -222,19 +224,27 @@ public final class ReplicaStore: Sendable {
 
     func loadMeta(_ db: Database, table: Int, pk: [UInt8], nodes: NodeTable) throws -> RowMeta? {
         let stmt = try db.cachedStatement(sql: "SELECT cl, seq, scope, cells FROM ferry_rows WHERE tbl = ? AND pk = ?")
-        guard let row = try Row.fetchOne(stmt, arguments: [table, Data(pk)]) else { return nil }
-        let cells: Data = row[3]
+        guard try stmt.firstRow([.integer(Int64(table))], blobs: [(2, pk)]) else { return nil }
+        defer { sqlite3_reset(stmt.sqliteStatement) }
+        guard case .integer(let cl) = stmt.columnValue(0), case .integer(let seq) = stmt.columnValue(1) else {
+            throw StoreError.corruptMetadata("ferry_rows row without causal length or sequence")
+        }
         return RowMeta(
-            causalLength: UInt32(row[0] as Int64), seq: row[1], scope: row[2],
-            cells: try RowMeta.decodeCells([UInt8](cells), nodes))
+            causalLength: UInt32(cl), seq: seq, scope: stmt.columnValue(2).textValue,
+            cells: try RowMeta.decodeCells(stmt.columnBytes(3), nodes))
     }
 
     func saveMeta(_ db: Database, table: Int, pk: [UInt8], meta: RowMeta, nodes: NodeTable) throws {
         let stmt = try db.cachedStatement(
             sql: "INSERT OR REPLACE INTO ferry_rows(tbl, pk, scope, cl, seq, cells) VALUES (?, ?, ?, ?, ?, ?)")
-        try stmt.execute(arguments: [
-            table, Data(pk), meta.scope, Int64(meta.causalLength), meta.seq, Data(meta.encodeCells(nodes)),
-        ])
+        sqlite3_reset(stmt.sqliteStatement)
+        try stmt.bind([.integer(Int64(table))])
+        try stmt.bindBlob(pk, at: 2)
+        try stmt.bind([meta.scope.map(Value.text) ?? .null, .integer(Int64(meta.causalLength)), .integer(meta.seq)], from: 3)
+        try stmt.bindBlob(meta.encodeCells(nodes), at: 6)
+        let rc = sqlite3_step(stmt.sqliteStatement)
+        sqlite3_reset(stmt.sqliteStatement)
+        guard rc == SQLITE_DONE else { throw stmt.failure(rc) }
     }
 
     // MARK: Stamping captured writes

@@ -7,7 +7,9 @@ import FerryCore
 /// (no application functions), because the shell has none of ours.
 enum SchemaSQL {
     static func quote(_ identifier: String) -> String {
-        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        // Standard identifiers are validated to a–z, 0–9 and _, so the common path only wraps.
+        if !identifier.utf8.contains(0x22) { return "\"" + identifier + "\"" }
+        return "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
     static func literal(_ v: Value) -> String {
@@ -59,10 +61,6 @@ enum SchemaSQL {
         case insert = 1, update = 2, delete = 3
     }
 
-    static func triggerNames(_ t: TableDefinition) -> [String] {
-        ["ai", "au", "ad", "gi", "gu", "gd", "gk"].map { "ferry_\($0)_\(t.name)" }
-    }
-
     /// Capture and guard triggers for `t` on a replica with `role`, numbered `tableID`.
     static func triggers(_ t: TableDefinition, tableID: Int, role: ReplicaRole) -> [String] {
         guard t.isSynced else { return [] }
@@ -75,14 +73,18 @@ enum SchemaSQL {
             let kvals = keys.map { "\(row).\(quote($0))" }.joined(separator: ", ")
             return "INSERT INTO ferry_capture (tbl, op, mask, scope, \(kcols)) VALUES (\(tableID), \(op.rawValue), \(mask), \(scopeExpr(row)), \(kvals));"
         }
-        let maskExpr = synced.enumerated().map { i, c in
-            "((NEW.\(quote(c)) IS NOT OLD.\(quote(c))) << \(i))"
-        }.joined(separator: " | ")
+        // One update trigger per synced column, `AFTER UPDATE OF` it: SQLite codes into an
+        // UPDATE only the triggers of the columns it sets, so a one-column edit pays for one
+        // small trigger instead of comparing every column.
         var out: [String] = [
             "CREATE TRIGGER ferry_ai_\(t.name) AFTER INSERT ON \(name) WHEN \(notApplying) BEGIN \(capture(.insert, mask: "-1", row: "NEW")) END",
-            "CREATE TRIGGER ferry_au_\(t.name) AFTER UPDATE ON \(name) WHEN \(notApplying) BEGIN \(capture(.update, mask: maskExpr, row: "NEW")) END",
             "CREATE TRIGGER ferry_ad_\(t.name) AFTER DELETE ON \(name) WHEN \(notApplying) BEGIN \(capture(.delete, mask: "0", row: "OLD")) END",
         ]
+        for (i, c) in synced.enumerated() where !keys.contains(c) {
+            let q = quote(c)
+            out.append(
+                "CREATE TRIGGER ferry_au\(i)_\(t.name) AFTER UPDATE OF \(q) ON \(name) WHEN NEW.\(q) IS NOT OLD.\(q) AND \(notApplying) BEGIN \(capture(.update, mask: String(Int64(1) << Int64(i)), row: "NEW")) END")
+        }
         func refuse(_ trigger: String, _ timing: String, _ when: String, _ en: String, _ zh: String) {
             let msg = message("ferry: \(en) / \(zh)")
             out.append(
@@ -93,7 +95,7 @@ enum SchemaSQL {
         if case .unit(let s) = t.ownership { fixed.append(s) }
         let changed = fixed.map { "NEW.\(quote($0)) IS NOT OLD.\(quote($0))" }.joined(separator: " OR ")
         refuse(
-            "gk", "UPDATE", changed,
+            "gk", "UPDATE OF \(fixed.map(quote).joined(separator: ", "))", changed,
             "table \(t.name): the key columns (\(fixed.joined(separator: ", "))) cannot change; delete the row and insert a new one",
             "表 \(t.name)：主键列（\(fixed.joined(separator: ", "))）不能修改，请删除后重新插入")
         if case .unit(let unit) = role {
@@ -129,4 +131,10 @@ enum SchemaSQL {
         }
         return out
     }
+}
+
+/// The SQL Ferry creates for a standard table, for tools (the bench's plain-SQLite baseline).
+public enum StandardSQL {
+    /// `CREATE TABLE` exactly as a replica creates it, without Ferry's capture triggers.
+    public static func createTable(_ t: FerryCore.TableDefinition) -> String { SchemaSQL.createTable(t) }
 }
