@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "Ferry",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ferry", targets: ["ferry"]),
         .library(name: "FerryCore", targets: ["FerryCore"]),
@@ -13,15 +13,23 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // The pure core: clocks, values, changesets and their codec, merge rules, the
-        // standard's model and validation. No I/O, no wall clock, no dependencies.
+        // standard's model and validation, retry policy. No I/O, no wall clock, no dependencies.
         .target(name: "FerryCore"),
-        // Reads a standard from its TOML file into the core model.
+        // The HTTP protocol's messages, error shape and request-signing bytes. Pure.
+        .target(name: "FerryWire", dependencies: ["FerryCore"]),
+        // Reads a standard from its TOML file into the core model; ships the default standard.
         .target(
             name: "FerryStandardFile",
-            dependencies: ["FerryCore", .product(name: "TOMLKit", package: "TOMLKit")]
+            dependencies: ["FerryCore", .product(name: "TOMLKit", package: "TOMLKit")],
+            resources: [.copy("Resources/party-building.toml")]
         ),
         // The replica store over SQLite (GRDB): schema, capture triggers, stamping,
         // extraction, apply/merge, conflict log.
@@ -30,6 +38,45 @@ let package = Package(
             dependencies: [
                 "FerryCore", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
+        ),
+        // Keys, signatures and token digests (swift-crypto).
+        .target(
+            name: "FerryTrust",
+            dependencies: ["FerryWire", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // gzip over the system zlib.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "FerryCompression", dependencies: ["CZlib"]),
+        // libcurl, with typed shims for its variadic calls, and a small blocking client.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "FerryHTTPClient", dependencies: ["CCurl"]),
+        // The hub's logic: registry, enrolment, authentication, push/pull. No HTTP.
+        .target(
+            name: "FerryHub",
+            dependencies: [
+                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTrust", "FerryWire",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The hub over HTTP (Hummingbird 2).
+        .target(
+            name: "FerryHubServer",
+            dependencies: [
+                "FerryHub", "FerryWire", "FerryCompression",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        // A unit's node: the sync exchange, its HTTP connection to the hub, the daemon loop.
+        .target(
+            name: "FerryNode",
+            dependencies: [
+                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTrust", "FerryWire", "FerryCompression",
+                "FerryHTTPClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Shared by test targets and the bench: temporary databases, the sqlite3 shell,
@@ -41,8 +88,11 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryCore", "FerryStore", "FerryStandardFile",
+                "FerryCore", "FerryStore", "FerryStandardFile", "FerryHub", "FerryHubServer", "FerryNode",
+                "FerryWire", "FerryTrust",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -54,14 +104,20 @@ let package = Package(
         ),
         .testTarget(
             name: "FerryCoreTests",
-            dependencies: ["FerryCore", "FerryStandardFile", "FerryTestSupport"],
-            resources: []
+            dependencies: ["FerryCore", "FerryStandardFile", "FerryTestSupport", "FerryWire"]
         ),
         .testTarget(
             name: "FerryStoreTests",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
+            name: "FerryEndToEndTests",
+            dependencies: [
+                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport", "FerryHub", "FerryNode",
+                "FerryWire", "FerryTrust", "FerryHubServer",
             ]
         ),
     ],

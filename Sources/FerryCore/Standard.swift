@@ -200,7 +200,8 @@ public struct ColumnDefinition: Hashable, Sendable {
         if let n = number, let hi = maximum, n > hi {
             return ValueProblem(.notAllowed, "is above the maximum \(hi)", "大于最大值 \(hi)")
         }
-        if let limit = maxLength, case .text(let s) = value, s.count > limit {
+        // Code points, as SQLite's length() counts them.
+        if let limit = maxLength, case .text(let s) = value, s.unicodeScalars.count > limit {
             return ValueProblem(.notAllowed, "is longer than \(limit) characters", "超过 \(limit) 个字符")
         }
         return nil
@@ -381,6 +382,12 @@ public struct Standard: Hashable, Sendable {
                 case .keepFirst(let n), .keepLast(let n):
                     guard n >= 0 else { throw fail("column '\(c.name)': the mask must keep 0 or more characters") }
                 }
+            }
+            if c.minimum != nil || c.maximum != nil, c.type != .integer && c.type != .real {
+                throw fail("column '\(c.name)': min and max apply to integer and real columns only")
+            }
+            if c.maxLength != nil, c.type != .text {
+                throw fail("column '\(c.name)': max_length applies to text columns only")
             }
             if let lo = c.minimum, let hi = c.maximum, lo > hi {
                 throw fail("column '\(c.name)': minimum \(lo) is above maximum \(hi)")

@@ -253,3 +253,17 @@ final class Section {
         }
     }
 }
+
+extension StandardFile {
+    /// The party-building standard shipped inside the binary (standards/party-building.toml).
+    public static func builtInText() throws -> String {
+        guard let url = Bundle.module.url(forResource: "party-building", withExtension: "toml") else {
+            throw StandardFileError(file: "party-building.toml", message: "the built-in standard is missing from this build; reinstall Ferry")
+        }
+        return try String(contentsOf: url, encoding: .utf8)
+    }
+
+    public static func builtIn() throws -> Standard {
+        try parse(try builtInText(), file: "built-in party-building.toml")
+    }
+}

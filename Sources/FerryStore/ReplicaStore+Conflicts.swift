@@ -168,3 +168,45 @@ extension ReplicaStore {
         }
     }
 }
+
+extension ReplicaStore {
+    /// A value the node keeps about itself in the database (`ferry_state`).
+    public func state(_ key: String) throws -> Value {
+        try pool.read { db in
+            guard let r = try Row.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = ?", arguments: ["app." + key]) else { return .null }
+            return Value(r[0] as DatabaseValue)
+        }
+    }
+
+    public func setState(_ values: [String: Value]) throws {
+        try pool.write { db in
+            for (k, v) in values {
+                try db.execute(sql: "INSERT OR REPLACE INTO ferry_state(key, value) VALUES (?, ?)", arguments: ["app." + k, v.databaseValue])
+            }
+        }
+    }
+
+    /// Captured writes not yet stamped, plus rows not yet acknowledged by `peer`.
+    public func pendingSummary(for peer: Peer) throws -> Int { try pendingRows(for: peer) }
+}
+
+extension ReplicaStore {
+    /// Writes captured by the triggers and not yet stamped (the node's "something changed").
+    public func capturedWrites() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_capture") ?? 0 }
+    }
+}
+
+extension ReplicaStore {
+    /// Live rows per scope (unit) and table: what has reached this replica.
+    public func rowCountsByScope() throws -> [String: [String: Int]] {
+        try pool.read { db in
+            var out: [String: [String: Int]] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT tbl, scope, count(*) FROM ferry_rows WHERE cl % 2 = 1 AND scope IS NOT NULL GROUP BY tbl, scope") {
+                guard let t = tablesByID[r[0]], t.isUnitWritable else { continue }
+                out[r[1] as String, default: [:]][t.name] = r[2]
+            }
+            return out
+        }
+    }
+}

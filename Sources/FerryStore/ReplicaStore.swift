@@ -304,7 +304,7 @@ public final class ReplicaStore: Sendable {
                     let columns = op == .insert ? synced : synced.enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element)
                     if columns.isEmpty { continue }
                     stampCells(columns, into: &m)
-                    if scope != nil { m.scope = scope }
+                    if t.scopeColumn != nil { m.scope = scope }  // a hub row's recipient may change, to NULL too
                     meta = m
                 } else {
                     // A new row, or one written again after a delete: a new lifetime.

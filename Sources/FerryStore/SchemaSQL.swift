@@ -38,6 +38,12 @@ enum SchemaSQL {
                 let name = "\(t.name).\(c.name): \(en) / \(zh)"
                 line += " CONSTRAINT \(quote(name)) CHECK (\(rule))"
             }
+            // A masked column holds only the masked form away from its unit, which no
+            // longer matches allowed values or formats: check its type alone.
+            if case .masked = c.classification {
+                lines.append(line)
+                continue
+            }
             if let allowed = c.allowedValues {
                 let list = allowed.map(literal).joined(separator: ", ")
                 check("\(q) IN (\(list))", "not an allowed value (\(list))", "取值不在允许范围（\(list)）")
@@ -113,6 +119,16 @@ enum SchemaSQL {
                     "table \(t.name): \(scope) must be this unit's id '\(unit)'",
                     "表 \(t.name)：\(scope) 必须是本单位编号 '\(unit)'")
             case .local: break
+            }
+        }
+        if case .hub = role, case .unit = t.ownership {
+            // The hub holds masked columns only masked; the unit owns the real value.
+            for c in t.columns where c.classification != .full && c.isSynced {
+                let q = quote(c.name)
+                refuse(
+                    "gm_\(c.name)", "UPDATE OF \(q)", "NEW.\(q) IS NOT OLD.\(q)",
+                    "table \(t.name): column \(c.name) is masked; only the unit can change it",
+                    "表 \(t.name)：\(c.name) 为脱敏字段，只能由本单位修改")
             }
         }
         if t.policy == .appendOnly {

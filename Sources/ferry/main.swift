@@ -1,1 +1,444 @@
-print("x")
+import ArgumentParser
+import FerryCore
+import FerryHub
+import FerryHubServer
+import FerryNode
+import FerryStandardFile
+import FerryStore
+import FerryTrust
+import FerryWire
+import Foundation
+import Logging
+import ServiceLifecycle
+
+// The `ferry` command: parses arguments, builds objects, runs them. No logic lives here.
+
+@main
+struct Ferry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ferry",
+        abstract: "Federated sync of unit records with their supervisor's hub. 单位数据与上级同步。",
+        subcommands: [HubCommand.self, NodeCommand.self, Sync.self, Status.self, Record.self, Conflicts.self, StandardCommand.self])
+}
+
+/// The language of clerk-facing text: `--lang`, else the locale (LANG/LC_ALL starting "zh").
+struct Language: ParsableArguments {
+    @Option(name: .long, help: "zh or en (default: from LANG)") var lang: String?
+
+    var chinese: Bool {
+        if let lang { return lang.hasPrefix("zh") }
+        let env = ProcessInfo.processInfo.environment
+        return (env["LC_ALL"] ?? env["LANG"] ?? "").hasPrefix("zh")
+    }
+    func say(_ zh: String, _ en: String) -> String { chinese ? zh : en }
+}
+
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Structured logs to stderr (journald picks them up under systemd). Daemons log at `info`,
+/// clerk-facing commands only warnings; FERRY_LOG_LEVEL overrides both.
+func bootstrapLogging(_ level: Logger.Level = .info) {
+    LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["FERRY_LOG_LEVEL"] ?? "") ?? level
+        return h
+    }
+}
+
+// MARK: - Hub
+
+struct HubCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hub", abstract: "Run and administer a supervisor's hub.",
+        subcommands: [Serve.self, UnitCommand.self, Token.self, Nodes.self, NodeAdmin.self, Counts.self, HubConflicts.self])
+
+    struct Dir: ParsableArguments {
+        @Option(name: .long, help: "The hub's data directory.") var dir = "ferry-hub"
+        @Option(name: .long, help: "The standard file to publish when the hub is created (default: the built-in party-building standard).")
+        var standard: String?
+
+        func open() throws -> Hub {
+            let text = try standard.map { try String(contentsOfFile: $0, encoding: .utf8) }
+            return try Hub(directory: dir, standard: text)
+        }
+    }
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Serve the hub over HTTP.")
+        @OptionGroup var dir: Dir
+        @Option(name: .long, help: "Address to listen on, host:port (port 0 picks a free one).") var listen = "127.0.0.1:7700"
+        @Option(name: .long, help: "Sync requests served at once; more get 503 + Retry-After.") var maxSessions = 32
+
+        func run() async throws {
+            bootstrapLogging()
+            let parts = listen.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700") }
+            var settings = HubSettings()
+            settings.maxConcurrentSessions = maxSessions
+            let text = try dir.standard.map { try String(contentsOfFile: $0, encoding: .utf8) }
+            let hub = try Hub(directory: dir.dir, standard: text, settings: settings)
+            let server = HubServer(hub: hub, host: String(parts[0]), port: port)
+            let app = server.application { bound in
+                // Written unbuffered: supervisors (and tests) wait for this line.
+                FileHandle.standardOutput.write(Data("ferry hub listening on http://\(parts[0]):\(bound) (standard \(hub.store.standard.name) \(hub.store.standard.version))\n".utf8))
+            }
+            try await app.runService()
+        }
+    }
+
+    struct UnitCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "unit", abstract: "Manage the org tree.", subcommands: [Add.self, List.self])
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Place a unit (or a county, city, province) in the org tree; prints a one-time enrolment token for a unit.")
+            @OptionGroup var dir: Dir
+            @Option(name: .long, help: "Id, e.g. 4401-hosp-01.") var id: String
+            @Option(name: .long, help: "Name, e.g. 某县人民医院.") var name: String
+            @Option(name: .long, help: "province, city, county or unit.") var level = "unit"
+            @Option(name: .long, help: "The parent in the org tree.") var parent: String?
+            @Option(name: .long, help: "education, medical, research, culture, public_service or other.") var industry: String?
+            @Option(name: .long, help: "Region code.") var region: String?
+
+            func run() throws {
+                guard let lvl = OrgUnit.Level(rawValue: level) else {
+                    throw ValidationError("--level must be one of \(OrgUnit.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                let hub = try dir.open()
+                let token = try hub.addUnit(OrgUnit(id: id, name: name, parentID: parent, level: lvl, industry: industry, region: region))
+                if token.isEmpty {
+                    print("added \(level) \(id)")
+                } else {
+                    print("added unit \(id); enrolment token (valid \(hub.settings.tokenLifetimeSeconds / 86400) days, works once):")
+                    print(token)
+                }
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List the org tree.")
+            @OptionGroup var dir: Dir
+            func run() throws {
+                for u in try dir.open().registry.units() {
+                    print([u.id, u.level.rawValue, u.parentID ?? "-", u.industry ?? "-", u.name].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+
+    struct Token: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue a new one-time enrolment token for a unit.")
+        @OptionGroup var dir: Dir
+        @Option(name: .long) var unit: String
+        func run() throws { print(try dir.open().issueToken(unitID: unit)) }
+    }
+
+    struct Nodes: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List enrolled nodes and when each last synced.")
+        @OptionGroup var dir: Dir
+        func run() throws {
+            let hub = try dir.open()
+            let now = hub.now()
+            print("node\tunit\tlast sync\tpending\tclock skew\tstandard\tstate")
+            for n in try hub.registry.nodes() {
+                let age = n.lastSyncAt.map { "\((now - min(now, $0)) / 1000) s ago" } ?? "never"
+                let skew = n.clockSkewMillis.map { "\($0 / 1000) s" } ?? "-"
+                print("\(n.id)\t\(n.unitID)\t\(age)\t\(n.pendingRows.map(String.init) ?? "-")\t\(skew)\t\(n.standardVersion ?? "-")\t\(n.revokedAt == nil ? "active" : "revoked")")
+            }
+        }
+    }
+
+    struct NodeAdmin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "node", abstract: "Administer enrolled nodes.", subcommands: [Revoke.self])
+        struct Revoke: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Cut a node off at once.")
+            @OptionGroup var dir: Dir
+            @Argument var node: String
+            func run() throws {
+                try dir.open().revoke(node: node)
+                print("revoked \(node)")
+            }
+        }
+    }
+
+    struct Counts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Rows per unit in every unit table: what has reached the hub.")
+        @OptionGroup var dir: Dir
+        func run() throws {
+            let hub = try dir.open()
+            let tables = hub.store.standard.tables.filter(\.isUnitWritable)
+            let counts = try hub.store.rowCountsByScope()
+            print((["unit"] + tables.map(\.name)).joined(separator: "\t"))
+            for unit in counts.keys.sorted() {
+                print(([unit] + tables.map { String(counts[unit]?[$0.name] ?? 0) }).joined(separator: "\t"))
+            }
+        }
+    }
+
+    struct HubConflicts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "conflicts", abstract: "List conflicts kept at the hub.")
+        @OptionGroup var dir: Dir
+        func run() throws { printConflicts(try dir.open().store, Language()) }
+    }
+}
+
+// MARK: - Node
+
+struct NodeDir: ParsableArguments {
+    @Option(name: .long, help: "The node's data directory.") var dir = "ferry-node"
+
+    func open(clock: any WallClock = SystemClock()) throws -> (NodeIdentity, ReplicaStore) {
+        let identity = try NodeIdentity.load(directory: dir)
+        let standard = try StandardFile.load(path: "\(dir)/standard.toml")
+        let store = try ReplicaStore(
+            path: "\(dir)/unit.db", standard: standard,
+            identity: ReplicaIdentity(node: try NodeID(identity.nodeID), role: .unit(identity.unitID)), clock: clock)
+        return (identity, store)
+    }
+
+    func agent(batchBytes: Int = 64 * 1024) throws -> NodeAgent {
+        let (identity, store) = try open()
+        let clock = SystemClock()
+        return NodeAgent(
+            store: store, hub: try HTTPHubConnection(identity: identity, clock: clock), identity: identity, clock: clock,
+            batchBytes: batchBytes)
+    }
+}
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "node", abstract: "Enrol and run a unit's node.", subcommands: [Init.self, Run.self])
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enrol this node with its hub using a one-time token, and create its database.")
+        @OptionGroup var dir: NodeDir
+        @Option(name: .long, help: "The hub's URL, e.g. http://hub.example:7700") var hub: String
+        @Option(name: .long, help: "The one-time enrolment token from the supervisor.") var token: String
+        @OptionGroup var language: Language
+
+        func run() throws {
+            let fm = FileManager.default
+            if fm.fileExists(atPath: NodeIdentity.path(in: dir.dir)) { throw Failure(description: "\(NodeError.alreadyEnrolled(dir.dir))") }
+            try fm.createDirectory(atPath: dir.dir, withIntermediateDirectories: true)
+            let key = SigningKey()
+            let host = ProcessInfo.processInfo.hostName
+            let answer: EnrolResponse
+            do {
+                answer = try HTTPHubConnection.enrol(hubURL: hub, request: EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: host))
+            } catch {
+                throw Failure(description: language.say("登记失败：\(error.messageZh)（\(error.message)）", "enrolment failed: \(error.message)"))
+            }
+            let standard = try StandardFile.parse(answer.standard, file: "standard from hub")
+            try answer.standard.write(toFile: "\(dir.dir)/standard.toml", atomically: true, encoding: .utf8)
+            let identity = NodeIdentity(
+                hubURL: hub, nodeID: answer.nodeID, unitID: answer.unitID, unitName: answer.unitName, hubNodeID: answer.hubNodeID,
+                hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: answer.compression.contains("gzip"))
+            try identity.save(directory: dir.dir)
+            let store = try ReplicaStore(
+                path: "\(dir.dir)/unit.db", standard: standard,
+                identity: ReplicaIdentity(node: try NodeID(answer.nodeID), role: .unit(answer.unitID)), clock: SystemClock())
+            try store.close()
+            print(language.say(
+                "已登记：节点 \(answer.nodeID)，单位 \(answer.unitName)（\(answer.unitID)），数据库 \(dir.dir)/unit.db",
+                "enrolled as node \(answer.nodeID) of unit \(answer.unitName) (\(answer.unitID)); database \(dir.dir)/unit.db"))
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the node: sync on a schedule, after local writes, and with backoff after failures.")
+        @OptionGroup var dir: NodeDir
+        @Option(name: .long, help: "Seconds between scheduled syncs.") var interval: Double = 300
+        @Option(name: .long, help: "Seconds after the last local write before syncing it.") var debounce: Double = 5
+
+        func run() async throws {
+            bootstrapLogging()
+            let logger = Logger(label: "ferry.node")
+            let service = NodeService(agent: try dir.agent(), intervalSeconds: interval, debounceSeconds: debounce, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+}
+
+/// Prints a line unbuffered, so progress shows as it happens even through a pipe.
+func show(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+struct Sync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Exchange changes with the hub now, showing progress. 立即与上级同步。")
+    @OptionGroup var dir: NodeDir
+    @OptionGroup var language: Language
+    @Option(name: .long, help: "Upper bound on one batch, bytes (smaller batches lose less when a weak link drops).") var batchBytes = 64 * 1024
+
+    func run() throws {
+        bootstrapLogging(.error)
+        let agent = try dir.agent(batchBytes: batchBytes)
+        do {
+            let r = try agent.syncOnce { p in
+                switch p {
+                case .pushed(let b, let rows, let bytes): show(language.say("  已上传第 \(b) 批：\(rows) 行，\(bytes) 字节", "  sent batch \(b): \(rows) rows, \(bytes) bytes"))
+                case .pulled(let b, let rows, let bytes): show(language.say("  已接收第 \(b) 批：\(rows) 行，\(bytes) 字节", "  received batch \(b): \(rows) rows, \(bytes) bytes"))
+                }
+            }
+            print(language.say(
+                "同步完成：上传 \(r.pushedRows) 行，接收 \(r.pulledRows) 行，新冲突 \(r.conflicts) 条，用时 \(String(format: "%.1f", r.seconds)) 秒",
+                "sync done: sent \(r.pushedRows) rows, received \(r.pulledRows) rows, \(r.conflicts) new conflicts, \(String(format: "%.1f", r.seconds)) s"))
+        } catch {
+            throw Failure(description: language.say("同步失败：\(error.messageZh)（\(error.message)）", "sync failed: \(error.message)") + (error.isRetryable ? language.say("。稍后会自动重试。", ". It will be retried.") : ""))
+        }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "What is waiting to go up and when the last sync succeeded. 同步状态。")
+    @OptionGroup var dir: NodeDir
+    @OptionGroup var language: Language
+    @Flag(name: .long, help: "Print JSON for scripts.") var json = false
+
+    func run() throws {
+        let (identity, store) = try dir.open()
+        let peer = Peer(id: try NodeID(identity.hubNodeID), direction: .upstream)
+        let pending = try store.pendingRows(for: peer)
+        let held = try store.conflicts(status: .held).count
+        let lastOK = store.stateInt("last_sync_ok_at")
+        let lastTry = store.stateInt("last_attempt_at")
+        let error = (try? store.state(language.chinese ? "last_error_zh" : "last_error"))?.textValue
+        let offset = store.stateInt("hub_clock_offset_ms") ?? 0
+        let now = Int64(SystemClock().nowMillis())
+        if json {
+            let obj: [String: Any?] = [
+                "node": identity.nodeID, "unit": identity.unitID, "hub": identity.hubURL, "pending_rows": pending,
+                "conflicts_held": held, "last_sync_ok_at_ms": lastOK, "last_attempt_at_ms": lastTry, "last_error": error,
+                "standard_version": store.standard.version.description, "clock_offset_ms": offset,
+                "last_received_rows": store.stateInt("last_received_rows"),
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj.compactMapValues { $0 }, options: [.sortedKeys, .prettyPrinted])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        func ago(_ ms: Int64?) -> String {
+            guard let ms else { return language.say("从未", "never") }
+            let s = max(0, (now - ms) / 1000)
+            let text = s < 120 ? language.say("\(s) 秒前", "\(s) s ago") : s < 7200 ? language.say("\(s / 60) 分钟前", "\(s / 60) min ago") : language.say("\(s / 3600) 小时前", "\(s / 3600) h ago")
+            return text
+        }
+        print(language.say("单位：\(identity.unitName)（\(identity.unitID)） 节点：\(identity.nodeID)", "Unit: \(identity.unitName) (\(identity.unitID))  node: \(identity.nodeID)"))
+        print(language.say("上级：\(identity.hubURL)", "Hub: \(identity.hubURL)"))
+        let connected = error == nil && lastOK != nil
+        print(language.say("状态：\(connected ? "正常" : "未连接")", "State: \(connected ? "connected" : "not connected")"))
+        print(language.say("上次成功同步：\(ago(lastOK))", "Last successful sync: \(ago(lastOK))"))
+        print(language.say("待上传：\(pending) 行", "Waiting to go up: \(pending) rows"))
+        if let r = store.stateInt("last_received_rows") { print(language.say("上次收到：\(r) 行", "Last received: \(r) rows")) }
+        print(language.say("待人工处理的冲突：\(held) 条", "Conflicts awaiting review: \(held)"))
+        print(language.say("数据标准版本：\(store.standard.version)", "Standard version: \(store.standard.version)"))
+        if abs(offset) > 5 * 60 * 1000 {
+            print(language.say("警告：本机时钟与上级相差 \(offset / 60000) 分钟，请校准系统时间", "Warning: this box's clock is \(abs(offset) / 60000) min \(offset > 0 ? "behind" : "ahead of") the hub's; correct the system time"))
+        }
+        if let error {
+            print(language.say("上次错误：\(error)", "Last error: \(error)"))
+            print(language.say("怎么办：检查网络连接后运行 ferry sync；如仍失败，请把这条错误告诉上级管理员。", "What to do: check the network, then run ferry sync; if it still fails, send this error to your supervisor's administrator."))
+        }
+    }
+}
+
+extension ReplicaStore {
+    func stateInt(_ key: String) -> Int64? {
+        if case .integer(let i) = (try? state(key)) ?? .null { return i }
+        return nil
+    }
+}
+
+// MARK: - Records and conflicts (the node's database)
+
+struct Record: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Add or change a record in this unit's database. 录入记录。", subcommands: [Add.self, Set.self])
+
+    static func values(_ pairs: [String], _ table: TableDefinition) throws -> [(String, Value)] {
+        try pairs.map { pair in
+            guard let eq = pair.firstIndex(of: "=") else { throw ValidationError("'\(pair)' is not column=value") }
+            let name = String(pair[..<eq])
+            let text = String(pair[pair.index(after: eq)...])
+            guard let col = table.column(named: name) else {
+                throw ValidationError("table \(table.name) has no column '\(name)'; columns: \(table.columns.map(\.name).joined(separator: ", "))")
+            }
+            switch col.type {
+            case .integer, .boolean:
+                guard let i = Int64(text) else { throw ValidationError("\(name) must be a whole number") }
+                return (name, .integer(i))
+            case .real:
+                guard let d = Double(text) else { throw ValidationError("\(name) must be a number") }
+                return (name, .real(d))
+            default: return (name, text == "NULL" ? .null : .text(text))
+            }
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Insert a row: ferry record add TABLE col=value …")
+        @OptionGroup var dir: NodeDir
+        @Argument var table: String
+        @Argument var assignments: [String]
+        func run() throws {
+            let (_, store) = try dir.open()
+            guard let t = store.standard.table(named: table) else { throw ValidationError("no table '\(table)' in the standard") }
+            let vals = try Record.values(assignments, t)
+            try store.execute(
+                "INSERT INTO \"\(table)\" (\(vals.map { "\"\($0.0)\"" }.joined(separator: ", "))) VALUES (\(vals.map { _ in "?" }.joined(separator: ", ")))",
+                vals.map(\.1))
+            print("added to \(table)")
+        }
+    }
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change columns of a row by id: ferry record set TABLE ID col=value …")
+        @OptionGroup var dir: NodeDir
+        @Argument var table: String
+        @Argument var id: String
+        @Argument var assignments: [String]
+        func run() throws {
+            let (_, store) = try dir.open()
+            guard let t = store.standard.table(named: table), t.primaryKey.count == 1 else { throw ValidationError("no single-key table '\(table)'") }
+            let vals = try Record.values(assignments, t)
+            try store.execute(
+                "UPDATE \"\(table)\" SET \(vals.map { "\"\($0.0)\" = ?" }.joined(separator: ", ")) WHERE \"\(t.primaryKey[0])\" = ?",
+                vals.map(\.1) + [.text(id)])
+            print("updated \(table) \(id)")
+        }
+    }
+}
+
+func printConflicts(_ store: ReplicaStore, _ language: Language) {
+    let list = (try? store.conflicts()) ?? []
+    if list.isEmpty { print(language.say("没有冲突记录", "no conflicts")) }
+    for c in list {
+        let key = c.key.map(\.description).joined(separator: ",")
+        print("#\(c.id) \(c.status.rawValue) \(c.table)(\(key)).\(c.column): \(language.say("被覆盖的值", "lost value")) \(c.lostValue) \(language.say("来自", "from")) \(c.lostOrigin); \(language.say("保留", "kept")) \(c.winnerOrigin.map(\.rawValue) ?? "-") [\(c.kind.rawValue), \(c.policy.rawValue)]")
+    }
+}
+
+struct Conflicts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List conflicts; restore a losing value or dismiss. 冲突处理。")
+    @OptionGroup var dir: NodeDir
+    @OptionGroup var language: Language
+    @Option(name: .long, help: "Put conflict N's losing value back (syncs like any edit).") var restore: Int64?
+    @Option(name: .long, help: "Keep the current value of conflict N.") var dismiss: Int64?
+    func run() throws {
+        let (_, store) = try dir.open()
+        if let id = restore { try store.restore(conflict: id) }
+        if let id = dismiss { try store.dismiss(conflict: id) }
+        printConflicts(store, language)
+    }
+}
+
+struct StandardCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "standard", abstract: "Check a standard file.", subcommands: [Check.self])
+    struct Check: AsyncParsableCommand {
+        @Argument(help: "The standard file (TOML).") var file: String
+        func run() throws {
+            let s = try StandardFile.load(path: file)
+            print("\(file): standard \(s.name) \(s.version), \(s.tables.count) tables — valid")
+        }
+    }
+}

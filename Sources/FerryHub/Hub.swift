@@ -1,0 +1,271 @@
+import FerryCore
+import FerryStandardFile
+import FerryStore
+import FerryTrust
+import FerryWire
+import Foundation
+import Logging
+import Synchronization
+
+/// An administrative mistake (a bad unit, an unknown node) with what to do about it.
+public enum HubError: Error, CustomStringConvertible, Sendable {
+    case invalid(String)
+    public var description: String {
+        switch self {
+        case .invalid(let s): return s
+        }
+    }
+}
+
+/// Tunables of a hub; defaults suit a province hub on modest hardware.
+public struct HubSettings: Sendable {
+    /// Sync requests (push, pull) served at once; more get 503 with Retry-After.
+    public var maxConcurrentSessions = 32
+    /// Largest accepted request body, bytes (after decompression).
+    public var maxBodyBytes = 16 << 20
+    /// Largest batch a pull may ask for, bytes.
+    public var maxPullBytes = 4 << 20
+    /// How long an enrolment token stays valid, seconds.
+    public var tokenLifetimeSeconds: UInt64 = 7 * 24 * 3600
+    public init() {}
+}
+
+/// A supervisor's hub: the merged replica of all its units, the org tree, enrolled nodes,
+/// and the logic of every request (the HTTP layer only moves bytes).
+///
+/// Files in its directory: `hub.db` (the replica), `registry.db` (org tree, nodes, tokens,
+/// audit), `standard.toml` (the standard it publishes), `hub.key` (its signing key, 0600).
+public final class Hub: Sendable {
+    public let directory: String
+    public let store: ReplicaStore
+    public let registry: HubRegistry
+    public let standardText: String
+    public let nodeID: NodeID
+    public let settings: HubSettings
+    let key: SigningKey
+    let clock: any WallClock
+    let logger: Logger
+    private let sessions = Mutex(0)
+
+    public init(
+        directory: String, standard: String? = nil, nodeID: NodeID = NodeID(unchecked: "hub"),
+        settings: HubSettings = HubSettings(), clock: any WallClock = SystemClock(), logger: Logger = Logger(label: "ferry.hub")
+    ) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let standardPath = "\(directory)/standard.toml"
+        if !fm.fileExists(atPath: standardPath) {
+            try (standard ?? StandardFile.builtInText()).write(toFile: standardPath, atomically: true, encoding: .utf8)
+        }
+        let text = try String(contentsOfFile: standardPath, encoding: .utf8)
+        let parsed = try StandardFile.parse(text, file: standardPath)
+        let keyPath = "\(directory)/hub.key"
+        if !fm.fileExists(atPath: keyPath) {
+            guard fm.createFile(atPath: keyPath, contents: Data(SigningKey().base64.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw HubError.invalid("cannot write the hub's key to \(keyPath); check the directory's permissions")
+            }
+        }
+        key = try SigningKey(base64: String(contentsOfFile: keyPath, encoding: .utf8))
+        self.directory = directory
+        self.standardText = text
+        self.nodeID = nodeID
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+        store = try ReplicaStore(
+            path: "\(directory)/hub.db", standard: parsed, identity: ReplicaIdentity(node: nodeID, role: .hub), clock: clock)
+        registry = try HubRegistry(path: "\(directory)/registry.db")
+    }
+
+    public var publicKeyBase64: String { key.publicKeyBase64 }
+    public func now() -> UInt64 { clock.nowMillis() }
+
+    // MARK: Administration
+
+    /// Places a unit in the org tree and returns a one-time enrolment token for its node.
+    /// When the standard has an `org_unit` table, the unit's row is written there too, so
+    /// it reaches the units as reference data.
+    public func addUnit(_ unit: OrgUnit) throws -> String {
+        guard NodeID.isValid(unit.id) else {
+            throw HubError.invalid("unit id '\(unit.id)' must be 1–64 characters of A–Z a–z 0–9 . _ -")
+        }
+        let now = clock.nowMillis()
+        try registry.addUnit(unit, now: now)
+        if let t = store.standard.table(named: "org_unit") {
+            var cols: [String] = []
+            var vals: [Value] = []
+            let fields: [(String, Value)] = [
+                ("id", .text(unit.id)), ("parent_id", unit.parentID.map(Value.text) ?? .null), ("level", .text(unit.level.rawValue)),
+                ("name", .text(unit.name)), ("industry", unit.industry.map(Value.text) ?? .null),
+                ("region_code", unit.region.map(Value.text) ?? .null),
+            ]
+            for (c, v) in fields where t.column(named: c) != nil {
+                cols.append(c)
+                vals.append(v)
+            }
+            let sets = cols.filter { $0 != "id" }.map { "\"\($0)\" = excluded.\"\($0)\"" }.joined(separator: ", ")
+            try store.execute(
+                "INSERT INTO org_unit (\(cols.map { "\"\($0)\"" }.joined(separator: ", "))) VALUES (\(cols.map { _ in "?" }.joined(separator: ", "))) ON CONFLICT(id) DO UPDATE SET \(sets)",
+                vals)
+        }
+        guard unit.level == .unit else { return "" }
+        return try issueToken(unitID: unit.id)
+    }
+
+    /// A fresh one-time token for another node of an existing unit.
+    public func issueToken(unitID: String) throws -> String {
+        guard try registry.unit(unitID) != nil else { throw HubError.invalid("unit '\(unitID)' is not in the org tree; add it with ferry hub unit add") }
+        let token = Trust.newToken()
+        let now = clock.nowMillis()
+        try registry.addToken(digest: Trust.tokenDigest(token), unitID: unitID, now: now, expiresAt: now + settings.tokenLifetimeSeconds * 1000)
+        return token
+    }
+
+    /// Cuts a node off at once: its next request is refused.
+    public func revoke(node: String) throws {
+        guard try registry.revoke(node, now: clock.nowMillis()) else {
+            throw HubError.invalid("node '\(node)' is not enrolled or already revoked; list nodes with ferry hub nodes")
+        }
+        registry.audit(node: node, unit: nil, action: "revoke", outcome: "ok", now: clock.nowMillis())
+    }
+
+    // MARK: Requests
+
+    public func enrol(_ request: EnrolRequest) throws(WireError) -> EnrolResponse {
+        let now = clock.nowMillis()
+        guard let raw = Data(base64Encoded: request.publicKey), raw.count == 32 else {
+            throw WireError(.badRequest, "public_key must be base64 of a 32-byte Ed25519 key")
+        }
+        do {
+            let node = try registry.enrol(
+                tokenDigest: Trust.tokenDigest(request.token), publicKey: [UInt8](raw), hostname: String(request.hostname.prefix(128)), now: now)
+            let unit = try registry.unit(node.unitID)
+            registry.audit(node: node.id.rawValue, unit: node.unitID, action: "enrol", outcome: "ok", detail: request.hostname, now: now)
+            logger.info("node enrolled", metadata: ["node": "\(node.id)", "unit": "\(node.unitID)"])
+            return EnrolResponse(
+                nodeID: node.id.rawValue, unitID: node.unitID, unitName: unit?.name ?? node.unitID, hubNodeID: nodeID.rawValue,
+                hubPublicKey: key.publicKeyBase64, standardVersion: store.standard.version.description, standard: standardText,
+                compression: ["gzip"])
+        } catch let e as WireError {
+            registry.audit(node: nil, unit: nil, action: "enrol", outcome: e.code.rawValue, now: now)
+            throw e
+        } catch {
+            throw WireError(.internal, "enrolment failed on the hub: \(error)")
+        }
+    }
+
+    /// Checks a request's signature, freshness and nonce; returns the node it came from.
+    public func authenticate(method: String, path: String, header: (String) -> String?, body: [UInt8]) throws(WireError) -> NodeRecord {
+        let now = clock.nowMillis()
+        guard let nodeText = header(WireHeader.node) else {
+            throw WireError(.unknownNode, "this request is not signed by an enrolled node; enrol first with: ferry node init --hub URL --token TOKEN")
+        }
+        let record: NodeRecord?
+        do { record = try registry.node(nodeText) } catch { throw WireError(.unavailable, "the hub's registry is busy: \(error)") }
+        guard let node = record else {
+            throw WireError(.unknownNode, "node '\(nodeText)' is not enrolled at this hub; enrol with: ferry node init --hub URL --token TOKEN")
+        }
+        if node.revokedAt != nil {
+            throw WireError(.revoked, "node '\(nodeText)' was revoked by the supervisor; ask them to re-enrol the unit")
+        }
+        guard let tsText = header(WireHeader.timestamp), let ts = UInt64(tsText), let nonce = header(WireHeader.nonce),
+            RequestSigning.isValidNonce(nonce), let sig = header(WireHeader.signature)
+        else {
+            throw WireError(.badSignature, "the request lacks a valid \(WireHeader.timestamp), \(WireHeader.nonce) or \(WireHeader.signature) header")
+        }
+        let canonical = RequestSigning.canonical(method: method, path: path, timestampMillis: ts, nonce: nonce, bodySHA256Hex: Trust.sha256Hex(body))
+        guard Trust.verify(publicKey: node.publicKey, signatureBase64: sig, data: canonical) else {
+            registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "bad_signature", detail: "\(method) \(path)", now: now)
+            throw WireError(.badSignature, "the request's signature does not match node '\(nodeText)''s key, or the request was altered")
+        }
+        let age = ts > now ? ts - now : now - ts
+        guard age <= RequestSigning.maxAgeMillis else {
+            throw WireError(.staleRequest, "the request is timestamped \(age / 1000) s away from the hub's clock; sign with the hub's time (header \(WireHeader.hubTime))")
+        }
+        let fresh: Bool
+        do { fresh = try registry.useNonce(node: nodeText, nonce: nonce, now: now, window: RequestSigning.maxAgeMillis) } catch {
+            throw WireError(.unavailable, "the hub's registry is busy: \(error)")
+        }
+        guard fresh else {
+            registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "replayed", detail: "\(method) \(path)", now: now)
+            throw WireError(.replayed, "this request (nonce \(nonce)) was already received; a replay is refused")
+        }
+        return node
+    }
+
+    /// Runs `body` as one sync session, or refuses with `overloaded` when too many run.
+    public func session<T>(_ body: () throws(WireError) -> T) throws(WireError) -> T {
+        let admitted = sessions.withLock { n -> Bool in
+            guard n < settings.maxConcurrentSessions else { return false }
+            n += 1
+            return true
+        }
+        guard admitted else {
+            throw WireError(.overloaded, "the hub is serving \(settings.maxConcurrentSessions) syncs; retry after the delay in Retry-After")
+        }
+        defer { sessions.withLock { $0 -= 1 } }
+        return try body()
+    }
+
+    /// Applies one pushed batch from `node`; acknowledged only once durably applied.
+    public func push(from node: NodeRecord, body: [UInt8]) throws(WireError) -> PushAcknowledgement {
+        let now = clock.nowMillis()
+        do throws(WireError) {
+            let cs: Changeset
+            do { cs = try ChangesetCodec.decode(body, maxBytes: settings.maxBodyBytes) } catch { throw WireError(error) }
+            guard cs.origin == node.id else {
+                throw WireError(.wrongOrigin, "the batch says it comes from '\(cs.origin)' but node '\(node.id)' sent it")
+            }
+            let report: ApplyReport
+            do {
+                report = try store.apply(cs, sender: .unit(node.unitID))
+            } catch StoreError.rejected(let e) {
+                throw WireError(e)
+            } catch let e as StoreError {
+                throw WireError(.malformed, e.description)
+            } catch {
+                throw WireError(.unavailable, "the hub could not write the batch (\(error)); it will be retried")
+            }
+            registry.audit(
+                node: node.id.rawValue, unit: node.unitID, action: "push", batch: cs.batch.sequence, through: cs.batch.through,
+                rows: cs.rowCount, bytes: body.count, outcome: "applied", detail: report.conflictsLogged > 0 ? "\(report.conflictsLogged) conflicts" : nil,
+                now: now)
+            try? registry.noteContact(node: node.id.rawValue, now: now)
+            return PushAcknowledgement(
+                sequence: cs.batch.sequence, through: cs.batch.through, final: cs.batch.isFinal, rows: cs.rowCount,
+                cellsAdopted: report.cellsAdopted, conflicts: report.conflictsLogged)
+        } catch {
+            registry.audit(node: node.id.rawValue, unit: node.unitID, action: "push", bytes: body.count, outcome: error.code.rawValue, detail: error.message, now: now)
+            logger.warning("push refused", metadata: ["node": "\(node.id)", "code": "\(error.code.rawValue)"])
+            throw error
+        }
+    }
+
+    /// The next batch `node` has not seen (its own unit's rows and the reference data meant
+    /// for it), encoded; nil when it is up to date.
+    public func pull(for node: NodeRecord, request: PullRequest) throws(WireError) -> [UInt8]? {
+        let now = clock.nowMillis()
+        let skew = Int64(bitPattern: request.clockMillis) - Int64(bitPattern: now)
+        do {
+            let cs = try store.extract(
+                for: Peer(id: node.id, direction: .downstream(unit: node.unitID)),
+                maxBytes: min(max(request.maxBytes, 1024), settings.maxPullBytes))
+            try? registry.noteContact(
+                node: node.id.rawValue, now: now, standardVersion: request.standardVersion, pendingRows: request.pendingRows, skew: skew,
+                synced: cs == nil && request.pendingRows == 0)
+            guard let cs else { return nil }
+            registry.audit(node: node.id.rawValue, unit: node.unitID, action: "pull", batch: cs.batch.sequence, through: cs.batch.through, rows: cs.rowCount, outcome: "sent", now: now)
+            return ChangesetCodec.encode(cs)
+        } catch {
+            throw WireError(.unavailable, "the hub could not read changes for node '\(node.id)' (\(error)); it will be retried")
+        }
+    }
+
+    public func acknowledgePull(from node: NodeRecord, _ ack: PullAcknowledgement) throws(WireError) {
+        do {
+            try store.acknowledge(ack.position, from: node.id)
+        } catch {
+            throw WireError(.unavailable, "the hub could not record the acknowledgement (\(error)); it will be retried")
+        }
+    }
+}

@@ -1,0 +1,222 @@
+import FerryCore
+import Foundation
+import FerryWire
+import GRDB
+
+/// One place in the supervisor's organisation tree.
+public struct OrgUnit: Sendable, Equatable, Codable {
+    public enum Level: String, Sendable, Codable, CaseIterable {
+        case province, city, county, unit
+    }
+    public var id: String
+    public var name: String
+    public var parentID: String?
+    public var level: Level
+    public var industry: String?
+    public var region: String?
+
+    public init(id: String, name: String, parentID: String?, level: Level, industry: String?, region: String?) {
+        self.id = id
+        self.name = name
+        self.parentID = parentID
+        self.level = level
+        self.industry = industry
+        self.region = region
+    }
+}
+
+/// An enrolled node as the hub knows it.
+public struct NodeRecord: Sendable, Equatable {
+    public var id: NodeID
+    public var unitID: String
+    public var publicKey: [UInt8]
+    public var hostname: String
+    public var enrolledAt: UInt64
+    public var revokedAt: UInt64?
+    public var lastSeenAt: UInt64?
+    public var lastSyncAt: UInt64?
+    public var standardVersion: String?
+    public var pendingRows: Int?
+    public var clockSkewMillis: Int64?
+}
+
+/// The hub's own bookkeeping (org tree, tokens, nodes, nonces, audit) in `registry.db`.
+public final class HubRegistry: Sendable {
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        pool = try DatabasePool(path: path, configuration: config)
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-registry") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE org_units (
+                        id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, parent_id TEXT, level TEXT NOT NULL,
+                        industry TEXT, region TEXT, created_at INTEGER NOT NULL) STRICT;
+                    CREATE TABLE tokens (
+                        digest TEXT PRIMARY KEY NOT NULL, unit_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL, used_at INTEGER, used_by TEXT) STRICT;
+                    CREATE TABLE nodes (
+                        id TEXT PRIMARY KEY NOT NULL, unit_id TEXT NOT NULL, public_key BLOB NOT NULL,
+                        hostname TEXT NOT NULL, enrolled_at INTEGER NOT NULL, revoked_at INTEGER,
+                        last_seen_at INTEGER, last_sync_at INTEGER, standard_version TEXT,
+                        pending_rows INTEGER, clock_skew_ms INTEGER) STRICT;
+                    CREATE TABLE nonces (
+                        node TEXT NOT NULL, nonce TEXT NOT NULL, seen_at INTEGER NOT NULL,
+                        PRIMARY KEY (node, nonce)) STRICT, WITHOUT ROWID;
+                    CREATE INDEX nonces_by_age ON nonces (seen_at);
+                    CREATE TABLE audit (
+                        id INTEGER PRIMARY KEY, at INTEGER NOT NULL, node TEXT, unit_id TEXT,
+                        action TEXT NOT NULL, batch INTEGER, through INTEGER, rows INTEGER, bytes INTEGER,
+                        outcome TEXT NOT NULL, detail TEXT) STRICT;
+                    """)
+        }
+        try m.migrate(pool)
+    }
+
+    // MARK: Org tree
+
+    public func addUnit(_ u: OrgUnit, now: UInt64) throws {
+        try pool.write { db in
+            if let p = u.parentID, try Int.fetchOne(db, sql: "SELECT 1 FROM org_units WHERE id = ?", arguments: [p]) == nil {
+                throw HubError.invalid("parent '\(p)' is not in the org tree; add it first (ferry hub unit add --id \(p) --level …)")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO org_units (id, name, parent_id, level, industry, region, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET name = excluded.name, parent_id = excluded.parent_id,
+                      level = excluded.level, industry = excluded.industry, region = excluded.region
+                    """,
+                arguments: [u.id, u.name, u.parentID, u.level.rawValue, u.industry, u.region, Int64(now)])
+        }
+    }
+
+    public func unit(_ id: String) throws -> OrgUnit? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, name, parent_id, level, industry, region FROM org_units WHERE id = ?", arguments: [id]).map(Self.orgUnit)
+        }
+    }
+
+    public func units() throws -> [OrgUnit] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, name, parent_id, level, industry, region FROM org_units ORDER BY id").map(Self.orgUnit)
+        }
+    }
+
+    static func orgUnit(_ r: Row) -> OrgUnit {
+        OrgUnit(id: r[0], name: r[1], parentID: r[2], level: OrgUnit.Level(rawValue: r[3]) ?? .unit, industry: r[4], region: r[5])
+    }
+
+    // MARK: Tokens and enrolment
+
+    public func addToken(digest: String, unitID: String, now: UInt64, expiresAt: UInt64) throws {
+        try pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO tokens (digest, unit_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                arguments: [digest, unitID, Int64(now), Int64(expiresAt)])
+        }
+    }
+
+    /// Consumes a token and records the node, in one transaction: a token works once.
+    func enrol(tokenDigest: String, publicKey: [UInt8], hostname: String, now: UInt64) throws -> NodeRecord {
+        try pool.write { db in
+            guard let t = try Row.fetchOne(db, sql: "SELECT unit_id, expires_at, used_at FROM tokens WHERE digest = ?", arguments: [tokenDigest]) else {
+                throw WireError(.tokenInvalid, "this enrolment token is not known to the hub; check it was typed correctly, or ask the supervisor for a new one")
+            }
+            if (t[2] as Int64?) != nil { throw WireError(.tokenUsed, "this enrolment token was already used; each token enrols one node. Ask the supervisor for a new one") }
+            if UInt64(t[1] as Int64) < now { throw WireError(.tokenExpired, "this enrolment token has expired; ask the supervisor for a new one") }
+            let unitID: String = t[0]
+            let n = try Int.fetchOne(db, sql: "SELECT count(*) FROM nodes WHERE unit_id = ?", arguments: [unitID]) ?? 0
+            let id = try NodeID("\(unitID)-n\(n + 1)")
+            try db.execute(
+                sql: "INSERT INTO nodes (id, unit_id, public_key, hostname, enrolled_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [id.rawValue, unitID, Data(publicKey), hostname, Int64(now)])
+            try db.execute(sql: "UPDATE tokens SET used_at = ?, used_by = ? WHERE digest = ?", arguments: [Int64(now), id.rawValue, tokenDigest])
+            return NodeRecord(
+                id: id, unitID: unitID, publicKey: publicKey, hostname: hostname, enrolledAt: now, revokedAt: nil,
+                lastSeenAt: nil, lastSyncAt: nil, standardVersion: nil, pendingRows: nil, clockSkewMillis: nil)
+        }
+    }
+
+    public func node(_ id: String) throws -> NodeRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.nodeColumns) FROM nodes WHERE id = ?", arguments: [id]).map(Self.nodeRecord)
+        }
+    }
+
+    public func nodes() throws -> [NodeRecord] {
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT \(Self.nodeColumns) FROM nodes ORDER BY id").map(Self.nodeRecord) }
+    }
+
+    static let nodeColumns = "id, unit_id, public_key, hostname, enrolled_at, revoked_at, last_seen_at, last_sync_at, standard_version, pending_rows, clock_skew_ms"
+
+    static func nodeRecord(_ r: Row) throws -> NodeRecord {
+        func u(_ i: Int) -> UInt64? { (r[i] as Int64?).map { UInt64($0) } }
+        return NodeRecord(
+            id: try NodeID(r[0] as String), unitID: r[1], publicKey: [UInt8](r[2] as Data), hostname: r[3],
+            enrolledAt: u(4) ?? 0, revokedAt: u(5), lastSeenAt: u(6), lastSyncAt: u(7), standardVersion: r[8],
+            pendingRows: r[9], clockSkewMillis: r[10])
+    }
+
+    public func revoke(_ id: String, now: UInt64) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE nodes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", arguments: [Int64(now), id])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Records a nonce; false when the node already used it (a replay).
+    func useNonce(node: String, nonce: String, now: UInt64, window: UInt64) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO nonces (node, nonce, seen_at) VALUES (?, ?, ?)", arguments: [node, nonce, Int64(now)])
+            let fresh = db.changesCount > 0
+            // Nonces older than twice the accepted window can no longer be replayed.
+            try db.execute(sql: "DELETE FROM nonces WHERE seen_at < ?", arguments: [Int64(now) - Int64(2 * window)])
+            return fresh
+        }
+    }
+
+    func noteContact(node: String, now: UInt64, standardVersion: String? = nil, pendingRows: Int? = nil, skew: Int64? = nil, synced: Bool = false) throws {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE nodes SET last_seen_at = ?,
+                      standard_version = coalesce(?, standard_version), pending_rows = coalesce(?, pending_rows),
+                      clock_skew_ms = coalesce(?, clock_skew_ms), last_sync_at = CASE WHEN ? THEN ? ELSE last_sync_at END
+                    WHERE id = ?
+                    """,
+                arguments: [Int64(now), standardVersion, pendingRows, skew, synced, Int64(now), Int64(now), node])
+        }
+    }
+
+    // MARK: Audit
+
+    public struct AuditEntry: Sendable, Equatable {
+        public var at: UInt64
+        public var node: String?
+        public var action: String
+        public var rows: Int?
+        public var outcome: String
+        public var detail: String?
+    }
+
+    func audit(node: String?, unit: String?, action: String, batch: UInt64? = nil, through: UInt64? = nil, rows: Int? = nil, bytes: Int? = nil, outcome: String, detail: String? = nil, now: UInt64) {
+        // Auditing must not turn a served request into a failed one; a failure here is logged by the caller's metrics.
+        try? pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO audit (at, node, unit_id, action, batch, through, rows, bytes, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                arguments: [Int64(now), node, unit, action, batch.map { Int64(bitPattern: $0) }, through.map { Int64(bitPattern: $0) }, rows, bytes, outcome, detail])
+        }
+    }
+
+    public func auditLog(limit: Int = 100) throws -> [AuditEntry] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT at, node, action, rows, outcome, detail FROM audit ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
+                AuditEntry(at: UInt64($0[0] as Int64), node: $0[1], action: $0[2], rows: $0[3], outcome: $0[4], detail: $0[5])
+            }
+        }
+    }
+}

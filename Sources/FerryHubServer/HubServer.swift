@@ -1,0 +1,159 @@
+import FerryCompression
+import FerryHub
+import FerryWire
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The routes the hub serves; protocol/openapi.yaml must list exactly these (a test checks).
+public enum HubRoute: String, CaseIterable, Sendable {
+    case health = "GET /v1/health"
+    case enrol = "POST /v1/enrol"
+    case push = "POST /v1/push"
+    case pull = "POST /v1/pull"
+    case pullAck = "POST /v1/pull/ack"
+
+    public var method: String { String(rawValue.split(separator: " ")[0]) }
+    public var path: String { String(rawValue.split(separator: " ")[1]) }
+}
+
+/// Serves a `Hub` over HTTP/1.1 with Hummingbird. Every handler only moves bytes: parsing,
+/// authentication and sync logic live in `Hub`.
+public struct HubServer: Sendable {
+    public let hub: Hub
+    public let host: String
+    public let port: Int
+    let logger: Logger
+
+    public init(hub: Hub, host: String = "127.0.0.1", port: Int = 7700, logger: Logger = Logger(label: "ferry.hub.http")) {
+        self.hub = hub
+        self.host = host
+        self.port = port
+        self.logger = logger
+    }
+
+    /// The Hummingbird application; `onRunning` receives the bound port (useful with port 0).
+    public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router()
+        for route in HubRoute.allCases {
+            router.on(RouterPath(route.path), method: HTTPRequest.Method(route.method)!) { request, context in
+                await self.respond(route, request)
+            }
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "ferry-hub"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
+            logger: logger)
+    }
+
+    func respond(_ route: HubRoute, _ request: Request) async -> Response {
+        var request = request
+        let raw: [UInt8]
+        do {
+            let buffer = try await request.collectBody(upTo: hub.settings.maxBodyBytes)
+            raw = Array(buffer.readableBytesView)
+        } catch {
+            return failure(WireError(.tooLarge, "the request body is over \(hub.settings.maxBodyBytes) bytes"))
+        }
+        let headers = request.headers
+        let path = request.uri.string
+        let method = request.method.rawValue
+        let acceptsGzip = headers[.acceptEncoding]?.contains("gzip") ?? false
+        let gzipped = headers[.contentEncoding] == "gzip"
+        let hub = self.hub
+        let maxBody = hub.settings.maxBodyBytes
+        let outcome: Result<Reply, WireError> = await offload {
+            Result { () throws(WireError) -> Reply in
+                func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
+                func body() throws(WireError) -> [UInt8] {
+                    guard gzipped else { return raw }
+                    do { return try Gzip.decompress(raw, maxBytes: maxBody) } catch {
+                        throw WireError(.corrupted, "the gzip body is damaged: \(error)")
+                    }
+                }
+                func json<T: Decodable>(_ t: T.Type) throws(WireError) -> T {
+                    do { return try JSONDecoder().decode(t, from: Data(try body())) } catch let e as WireError { throw e } catch {
+                        throw WireError(.badRequest, "the JSON body is not a valid \(t): \(error)")
+                    }
+                }
+                switch route {
+                case .health:
+                    return .json(Data("{\"status\":\"ok\",\"standard\":\"\(hub.store.standard.version)\"}".utf8))
+                case .enrol:
+                    return try .encodable(hub.enrol(try json(EnrolRequest.self)))
+                case .push:
+                    let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
+                    return try hub.session { () throws(WireError) -> Reply in
+                        .encodable(try hub.push(from: node, body: try body()))
+                    }
+                case .pull:
+                    let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
+                    let req = try json(PullRequest.self)
+                    return try hub.session { () throws(WireError) -> Reply in
+                        guard let bytes = try hub.pull(for: node, request: req) else { return .empty }
+                        return .changeset(bytes)
+                    }
+                case .pullAck:
+                    let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
+                    try hub.acknowledgePull(from: node, try json(PullAcknowledgement.self))
+                    return .json(Data("{}".utf8))
+                }
+            }
+        }
+        switch outcome {
+        case .success(let reply): return reply.response(hubTime: hub.now(), gzip: acceptsGzip)
+        case .failure(let e): return failure(e)
+        }
+    }
+
+    func failure(_ e: WireError) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = WireMediaType.json
+        headers[HTTPField.Name(WireHeader.hubTime)!] = String(hub.now())
+        if e.code == .overloaded || e.code == .unavailable {
+            // Jittered, so shed nodes do not all come back in the same second.
+            headers[.retryAfter] = String(Int.random(in: 2...15))
+        }
+        let body = (try? JSONEncoder().encode(e)) ?? Data()
+        return Response(status: .init(code: e.httpStatus), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// Runs blocking SQLite work off the server's event loops.
+    func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { c in
+            DispatchQueue.global().async { c.resume(returning: work()) }
+        }
+    }
+}
+
+enum Reply: Sendable {
+    case json(Data)
+    case changeset([UInt8])
+    case empty
+
+    static func encodable<T: Encodable>(_ v: T) -> Reply {
+        .json((try? JSONEncoder().encode(v)) ?? Data("{}".utf8))
+    }
+
+    func response(hubTime: UInt64, gzip: Bool) -> Response {
+        var headers = HTTPFields()
+        headers[HTTPField.Name(WireHeader.hubTime)!] = String(hubTime)
+        switch self {
+        case .empty:
+            return Response(status: .noContent, headers: headers)
+        case .json(let d):
+            headers[.contentType] = WireMediaType.json
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: d)))
+        case .changeset(let b):
+            headers[.contentType] = WireMediaType.changeset
+            var body = b
+            if gzip, let z = try? Gzip.compress(b), z.count < b.count {
+                body = z
+                headers[.contentEncoding] = "gzip"
+            }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+    }
+}

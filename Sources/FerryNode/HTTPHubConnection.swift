@@ -1,0 +1,123 @@
+import FerryCompression
+import FerryCore
+import FerryHTTPClient
+import FerryTrust
+import FerryWire
+import Foundation
+import Synchronization
+
+/// The node's connection to its hub over HTTP (libcurl), signing every request.
+///
+/// Requests are signed with the hub's time as last seen in `Ferry-Hub-Time`, so a unit
+/// whose clock is days off still authenticates; the observed offset is reported in status.
+public final class HTTPHubConnection: HubConnection {
+    let client: HTTPClient
+    let identity: NodeIdentity
+    let key: SigningKey
+    let clock: any WallClock
+    let base: String
+    private let offset = Mutex<Int64>(0)
+    /// Largest response body accepted after decompression, bytes.
+    let maxResponseBytes = 32 << 20
+
+    public init(identity: NodeIdentity, clock: any WallClock, configuration: HTTPClientConfiguration = HTTPClientConfiguration()) throws {
+        self.identity = identity
+        self.clock = clock
+        key = try SigningKey(base64: identity.privateKey)
+        client = try HTTPClient(configuration: configuration)
+        base = identity.hubURL.hasSuffix("/") ? String(identity.hubURL.dropLast()) : identity.hubURL
+    }
+
+    public var clockOffsetMillis: Int64 { offset.withLock { $0 } }
+
+    /// Enrols a new node: no signature yet, the token is the credential.
+    public static func enrol(hubURL: String, request: EnrolRequest, configuration: HTTPClientConfiguration = HTTPClientConfiguration()) throws(SyncFailure) -> EnrolResponse {
+        let client: HTTPClient
+        do { client = try HTTPClient(configuration: configuration) } catch { throw failure(error) }
+        let url = (hubURL.hasSuffix("/") ? String(hubURL.dropLast()) : hubURL) + "/v1/enrol"
+        let body = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
+        let response: HTTPResponse
+        do {
+            response = try client.send(method: "POST", url: url, headers: [("Content-Type", WireMediaType.json)], body: body)
+        } catch { throw failure(error) }
+        try check(response)
+        do { return try JSONDecoder().decode(EnrolResponse.self, from: Data(response.body)) } catch {
+            throw SyncFailure(kind: .hub(.malformed), message: "the hub's enrolment answer did not decode: \(error)", messageZh: "上级的答复无法解析", isRetryable: false)
+        }
+    }
+
+    static func failure(_ e: HTTPClientError) -> SyncFailure {
+        SyncFailure(kind: .transport, message: e.message, messageZh: e.messageZh, isRetryable: e.isRetryable)
+    }
+
+    static func check(_ r: HTTPResponse) throws(SyncFailure) {
+        guard !(200..<300).contains(r.status) else { return }
+        let retryAfter = r.headers["retry-after"].flatMap(Double.init)
+        if let e = try? JSONDecoder().decode(WireError.self, from: Data(r.body)) {
+            throw SyncFailure(e, retryAfter: retryAfter)
+        }
+        throw SyncFailure(
+            kind: .hub(r.status >= 500 ? .unavailable : .badRequest), message: "the hub answered HTTP \(r.status)",
+            messageZh: "上级服务器返回错误 \(r.status)", isRetryable: r.status >= 500 || r.status == 429, retryAfter: retryAfter)
+    }
+
+    /// Sends one signed request; re-signs once with the hub's time if it said the clock is off.
+    func send(_ method: String, _ path: String, body: [UInt8], headers extra: [(String, String)]) throws(SyncFailure) -> HTTPResponse {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let now = UInt64(max(0, Int64(clock.nowMillis()) + clockOffsetMillis))
+            let signed: [(String, String)]
+            do { signed = try key.signedHeaders(node: identity.nodeID, method: method, path: path, body: body, nowMillis: now) } catch {
+                throw SyncFailure(kind: .local, message: "signing the request failed: \(error)", messageZh: "请求签名失败", isRetryable: false)
+            }
+            let response: HTTPResponse
+            do {
+                response = try client.send(method: method, url: base + path, headers: signed + extra + [("Expect", "")], body: body)
+            } catch { throw Self.failure(error) }
+            if let hubTime = response.headers[WireHeader.hubTime.lowercased()].flatMap(UInt64.init) {
+                let observed = Int64(bitPattern: hubTime) - Int64(bitPattern: clock.nowMillis())
+                offset.withLock { $0 = observed }
+            }
+            if response.status == 401, attempt == 1,
+                let e = try? JSONDecoder().decode(WireError.self, from: Data(response.body)), e.code == .staleRequest
+            {
+                continue
+            }
+            try Self.check(response)
+            return response
+        }
+    }
+
+    public func push(_ changeset: [UInt8]) throws(SyncFailure) -> PushAcknowledgement {
+        var body = changeset
+        var headers = [("Content-Type", WireMediaType.changeset)]
+        if identity.gzip, let z = try? Gzip.compress(changeset), z.count < changeset.count {
+            body = z
+            headers.append(("Content-Encoding", "gzip"))
+        }
+        let r = try send("POST", "/v1/push", body: body, headers: headers)
+        do { return try JSONDecoder().decode(PushAcknowledgement.self, from: Data(r.body)) } catch {
+            throw SyncFailure(kind: .hub(.malformed), message: "the hub's acknowledgement did not decode: \(error)", messageZh: "上级的确认无法解析", isRetryable: true)
+        }
+    }
+
+    public func pull(_ request: PullRequest) throws(SyncFailure) -> [UInt8]? {
+        let body = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
+        var headers = [("Content-Type", WireMediaType.json)]
+        if identity.gzip { headers.append(("Accept-Encoding", "gzip")) }
+        let r = try send("POST", "/v1/pull", body: body, headers: headers)
+        if r.status == 204 { return nil }
+        if r.headers["content-encoding"] == "gzip" {
+            do { return try Gzip.decompress(r.body, maxBytes: maxResponseBytes) } catch {
+                throw SyncFailure(kind: .transport, message: "the hub's batch arrived damaged: \(error)", messageZh: "收到的数据已损坏，将重新获取", isRetryable: true)
+            }
+        }
+        return r.body
+    }
+
+    public func acknowledgePull(_ ack: PullAcknowledgement) throws(SyncFailure) {
+        let body = (try? JSONEncoder().encode(ack)).map { [UInt8]($0) } ?? []
+        _ = try send("POST", "/v1/pull/ack", body: body, headers: [("Content-Type", WireMediaType.json)])
+    }
+}

@@ -1,0 +1,71 @@
+import FerryCore
+import Foundation
+
+/// What a node learned at enrolment and needs for every sync, kept in `node.json` (0600)
+/// in the node's directory beside its database `unit.db` and the standard `standard.toml`.
+public struct NodeIdentity: Codable, Sendable, Equatable {
+    public var hubURL: String
+    public var nodeID: String
+    public var unitID: String
+    public var unitName: String
+    public var hubNodeID: String
+    public var hubPublicKey: String
+    /// The node's Ed25519 private key, base64. Never leaves the box.
+    public var privateKey: String
+    /// Whether the hub accepts gzip bodies.
+    public var gzip: Bool
+
+    public init(hubURL: String, nodeID: String, unitID: String, unitName: String, hubNodeID: String, hubPublicKey: String, privateKey: String, gzip: Bool) {
+        self.hubURL = hubURL
+        self.nodeID = nodeID
+        self.unitID = unitID
+        self.unitName = unitName
+        self.hubNodeID = hubNodeID
+        self.hubPublicKey = hubPublicKey
+        self.privateKey = privateKey
+        self.gzip = gzip
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case gzip
+        case hubURL = "hub_url"
+        case nodeID = "node_id"
+        case unitID = "unit_id"
+        case unitName = "unit_name"
+        case hubNodeID = "hub_node_id"
+        case hubPublicKey = "hub_public_key"
+        case privateKey = "private_key"
+    }
+
+    public static func path(in directory: String) -> String { "\(directory)/node.json" }
+
+    public static func load(directory: String) throws -> NodeIdentity {
+        let p = path(in: directory)
+        guard let data = FileManager.default.contents(atPath: p) else {
+            throw NodeError.notEnrolled(directory)
+        }
+        return try JSONDecoder().decode(NodeIdentity.self, from: data)
+    }
+
+    public func save(directory: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let p = Self.path(in: directory)
+        guard FileManager.default.createFile(atPath: p, contents: try enc.encode(self), attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot write \(p); check the directory's permissions"])
+        }
+    }
+}
+
+/// Errors a node's operator or clerk sees, each saying what to do.
+public enum NodeError: Error, CustomStringConvertible, Sendable {
+    case notEnrolled(String)
+    case alreadyEnrolled(String)
+
+    public var description: String {
+        switch self {
+        case .notEnrolled(let d): return "no enrolled node in \(d); enrol it first: ferry node init --dir \(d) --hub URL --token TOKEN"
+        case .alreadyEnrolled(let d): return "\(d) already holds an enrolled node; use another directory, or remove it to enrol again"
+        }
+    }
+}

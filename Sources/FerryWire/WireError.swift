@@ -1,0 +1,129 @@
+import FerryCore
+
+/// The one JSON error shape every Ferry HTTP error has:
+///
+/// ```json
+/// {"code": "out_of_scope", "message": "…", "message_zh": "…", "retryable": false}
+/// ```
+///
+/// This file is the only place wire codes meet domain errors.
+public struct WireError: Codable, Sendable, Equatable, Error, CustomStringConvertible {
+    public var code: WireErrorCode
+    public var message: String
+    public var messageZh: String
+    public var retryable: Bool
+
+    public init(_ code: WireErrorCode, _ message: String, zh: String? = nil) {
+        self.code = code
+        self.message = message
+        self.messageZh = zh ?? code.chineseSummary
+        self.retryable = code.isRetryable
+    }
+
+    public var httpStatus: Int { code.httpStatus }
+    public var description: String { "\(code.rawValue): \(message)" }
+
+    enum CodingKeys: String, CodingKey {
+        case code, message, retryable
+        case messageZh = "message_zh"
+    }
+
+    /// The wire form of a changeset that failed to decode or validate.
+    public init(_ e: CoreError) {
+        let code: WireErrorCode
+        switch e.code {
+        case .truncated: code = .truncated
+        case .corrupted: code = .corrupted
+        case .oversized: code = .tooLarge
+        case .unsupportedFormat: code = .unsupportedFormat
+        case .malformed: code = .malformed
+        case .unknownTable, .unknownColumn: code = .unknownSchema
+        case .wrongType, .notAllowed: code = .invalidValue
+        case .outOfScope: code = .outOfScope
+        case .notWritable: code = .notWritable
+        case .standardMismatch: code = .standardMismatch
+        case .invalidStandard: code = .malformed
+        case .invalidNodeID: code = .malformed
+        case .incompleteRow: code = .malformed
+        }
+        self.init(code, e.message)
+    }
+}
+
+/// Machine codes of `WireError`, with their HTTP status and whether a retry can succeed.
+public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
+    case badRequest = "bad_request"
+    case unknownNode = "unknown_node"
+    case revoked
+    case badSignature = "bad_signature"
+    case staleRequest = "stale_request"
+    case replayed
+    case tokenInvalid = "token_invalid"
+    case tokenExpired = "token_expired"
+    case tokenUsed = "token_used"
+    case truncated
+    case corrupted
+    case tooLarge = "too_large"
+    case unsupportedFormat = "unsupported_format"
+    case malformed
+    case unknownSchema = "unknown_schema"
+    case invalidValue = "invalid_value"
+    case outOfScope = "out_of_scope"
+    case notWritable = "not_writable"
+    case standardMismatch = "standard_mismatch"
+    case wrongOrigin = "wrong_origin"
+    case overloaded
+    case unavailable
+    case notFound = "not_found"
+    case `internal`
+
+    public var httpStatus: Int {
+        switch self {
+        case .badRequest, .truncated, .corrupted, .unsupportedFormat, .malformed, .wrongOrigin: return 400
+        case .unknownNode, .badSignature, .staleRequest, .replayed, .tokenInvalid, .tokenExpired, .tokenUsed: return 401
+        case .revoked: return 403
+        case .notFound: return 404
+        case .tooLarge: return 413
+        case .unknownSchema, .invalidValue, .outOfScope, .notWritable, .standardMismatch: return 422
+        case .overloaded, .unavailable: return 503
+        case .internal: return 500
+        }
+    }
+
+    /// Transport damage and load are worth retrying; everything else needs a person.
+    public var isRetryable: Bool {
+        switch self {
+        case .truncated, .corrupted, .overloaded, .unavailable, .internal, .staleRequest, .replayed: return true
+        default: return false
+        }
+    }
+
+    public var chineseSummary: String {
+        switch self {
+        case .badRequest: return "请求格式错误"
+        case .unknownNode: return "本节点尚未在上级登记，请使用一次性令牌执行 ferry node init"
+        case .revoked: return "本节点已被上级停用，请联系上级管理员"
+        case .badSignature: return "请求签名无效"
+        case .staleRequest: return "请求时间与上级时钟相差过大，已按上级时间校正后重试"
+        case .replayed: return "重复的请求已被拒绝"
+        case .tokenInvalid: return "登记令牌无效，请向上级索取新的令牌"
+        case .tokenExpired: return "登记令牌已过期，请向上级索取新的令牌"
+        case .tokenUsed: return "登记令牌已被使用，请向上级索取新的令牌"
+        case .truncated: return "数据传输中断，将重新发送"
+        case .corrupted: return "数据在传输中损坏，将重新发送"
+        case .tooLarge: return "数据包过大"
+        case .unsupportedFormat: return "数据格式版本不受支持，请升级 Ferry"
+        case .malformed: return "数据格式错误"
+        case .unknownSchema: return "数据包含标准中没有的表或字段"
+        case .invalidValue: return "数据取值不符合标准"
+        case .outOfScope: return "数据不属于本单位，已全部拒收"
+        case .notWritable: return "本单位无权修改该数据"
+        case .standardMismatch: return "数据标准版本不一致，请先升级"
+        case .wrongOrigin: return "数据来源与请求节点不符"
+        case .overloaded: return "上级服务器繁忙，稍后自动重试"
+        case .unavailable: return "上级服务器暂不可用，稍后自动重试"
+        case .notFound: return "请求的地址不存在"
+        case .internal: return "上级服务器内部错误，稍后自动重试"
+        }
+    }
+}
