@@ -97,7 +97,7 @@ public final class Hub: Sendable {
             let fields: [(String, Value)] = [
                 ("id", .text(unit.id)), ("parent_id", unit.parentID.map(Value.text) ?? .null), ("level", .text(unit.level.rawValue)),
                 ("name", .text(unit.name)), ("industry", unit.industry.map(Value.text) ?? .null),
-                ("region_code", unit.region.map(Value.text) ?? .null),
+                ("region_code", .text(unit.region ?? "")),
             ]
             for (c, v) in fields where t.column(named: c) != nil {
                 cols.append(c)

@@ -182,16 +182,24 @@ extension ReplicaStore {
         }
     }
 
-    /// How many changed rows `peer` has not acknowledged yet (captured writes not yet
-    /// stamped count one each).
+    /// How many rows hold changes `peer` has not acknowledged and would be sent (captured
+    /// writes not yet stamped count one each).
     public func pendingRows(for peer: Peer) throws -> Int {
-        try pool.read { db in
+        try write { db, nodes in
             let c = try loadCursor(db, peer.id)
             let captured = try Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_capture") ?? 0
             var rows = 0
-            let cursor = try Row.fetchCursor(db, sql: "SELECT tbl, scope FROM ferry_rows WHERE seq > ?", arguments: [c.progress])
+            let cursor = try Row.fetchCursor(db, sql: "SELECT tbl, scope, cl, cells FROM ferry_rows WHERE seq > ?", arguments: [c.progress])
             while let r = try cursor.next() {
-                if let t = tablesByID[r[0]], includes(t, scope: r[1], for: peer) { rows += 1 }
+                guard let t = tablesByID[r[0]], includes(t, scope: r[1], for: peer) else { continue }
+                if (r[2] as Int64) % 2 == 0 {
+                    rows += 1
+                    continue
+                }
+                let cells = try RowMeta.decodeCells([UInt8](r[3] as Data), nodes)
+                if cells.contains(where: { i, cell in cell.seq > c.base && cell.version.origin != peer.id && t.columns[i].isSynced }) {
+                    rows += 1
+                }
             }
             return rows + captured
         }
