@@ -102,6 +102,13 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        .executableTarget(
+            name: "FerryNetBench",
+            dependencies: [
+                "FerryCore", "FerryStore", "FerryHub", "FerryHubServer", "FerryNode", "FerryTestSupport", "FerryTrust",
+                "FerryWire", .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "FerryCoreTests",
             dependencies: ["FerryCore", "FerryStandardFile", "FerryTestSupport", "FerryWire"]

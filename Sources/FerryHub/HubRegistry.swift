@@ -188,7 +188,7 @@ public final class HubRegistry: Sendable {
                       clock_skew_ms = coalesce(?, clock_skew_ms), last_sync_at = CASE WHEN ? THEN ? ELSE last_sync_at END
                     WHERE id = ?
                     """,
-                arguments: [Int64(now), standardVersion, pendingRows, skew, synced, Int64(now), Int64(now), node])
+                arguments: [Int64(now), standardVersion, pendingRows, skew, synced, Int64(now), node])
         }
     }
 

@@ -17,6 +17,7 @@ public final class HTTPHubConnection: HubConnection {
     let clock: any WallClock
     let base: String
     private let offset = Mutex<Int64>(0)
+    private let counted = Mutex((sent: 0, received: 0))
     /// Largest response body accepted after decompression, bytes.
     let maxResponseBytes = 32 << 20
 
@@ -29,6 +30,9 @@ public final class HTTPHubConnection: HubConnection {
     }
 
     public var clockOffsetMillis: Int64 { offset.withLock { $0 } }
+
+    /// Bytes sent and received so far: bodies plus request and response headers as written.
+    public var transferred: (sent: Int, received: Int) { counted.withLock { $0 } }
 
     /// Enrols a new node: no signature yet, the token is the credential.
     public static func enrol(hubURL: String, request: EnrolRequest, configuration: HTTPClientConfiguration = HTTPClientConfiguration()) throws(SyncFailure) -> EnrolResponse {
@@ -75,6 +79,12 @@ public final class HTTPHubConnection: HubConnection {
             do {
                 response = try client.send(method: method, url: base + path, headers: signed + extra + [("Expect", "")], body: body)
             } catch { throw Self.failure(error) }
+            let headerBytes = (signed + extra).reduce(method.utf8.count + path.utf8.count + 64) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 }
+            let responseHeaderBytes = response.headers.reduce(17) { $0 + $1.key.utf8.count + $1.value.utf8.count + 4 }
+            counted.withLock {
+                $0.sent += headerBytes + body.count
+                $0.received += responseHeaderBytes + response.body.count
+            }
             if let hubTime = response.headers[WireHeader.hubTime.lowercased()].flatMap(UInt64.init) {
                 let observed = Int64(bitPattern: hubTime) - Int64(bitPattern: clock.nowMillis())
                 offset.withLock { $0 = observed }

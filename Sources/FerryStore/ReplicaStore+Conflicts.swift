@@ -210,3 +210,13 @@ extension ReplicaStore {
         }
     }
 }
+
+extension ReplicaStore {
+    /// Runs many statements in one transaction on the replica's own connection (capture
+    /// triggers fire as for any write); all or nothing.
+    public func executeAll(_ statements: [(sql: String, arguments: [Value])]) throws {
+        try pool.write { db in
+            for s in statements { try db.cachedStatement(sql: s.sql).run(s.arguments) }
+        }
+    }
+}

@@ -134,3 +134,25 @@ func row(_ id: String, unit: String, node: String) -> RowChange {
             CellChange(column: "name", value: .text("x"), version: v), CellChange(column: "status", value: .text("full"), version: v),
         ])
 }
+
+@Suite("Node daemon", .serialized)
+struct NodeDaemonTests {
+    @Test("the node daemon syncs soon after a local write, and stops on SIGTERM")
+    func daemonSyncsAfterLocalWrite() throws {
+        let p = try Province(units: ["u-a"])
+        defer { p.shutdown() }
+        let daemon = try ChildProcess(FerryBinary.path, ["node", "run", "--dir", p.nodeDir("u-a"), "--interval", "3600", "--debounce", "1"])
+        defer { daemon.stop() }
+        Thread.sleep(forTimeInterval: 1)
+        _ = try SQLiteShell.run(p.unitDB("u-a"), "INSERT INTO member (id, unit_id, name) VALUES ('d1', 'u-a', '守护');")
+        let deadline = Date().addingTimeInterval(20)
+        var arrived = false
+        while Date() < deadline && !arrived {
+            arrived = (try? p.query(p.hubDB, "SELECT name FROM member WHERE id = 'd1';")) == [["守护"]]
+            if !arrived { Thread.sleep(forTimeInterval: 0.25) }
+        }
+        #expect(arrived)
+        daemon.stop(grace: 10)
+        #expect(daemon.process.terminationReason == .exit, "stopped by itself on SIGTERM, not killed")
+    }
+}

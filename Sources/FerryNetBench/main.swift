@@ -1,0 +1,72 @@
+// End-to-end benchmark: one node pushing N changed rows to a hub over HTTP on loopback
+// (libcurl client, Hummingbird server, real SQLite files on both sides).
+//
+//   swift run -c release FerryNetBench [rows]      (default 100000)
+import FerryCore
+import FerryHub
+import FerryHubServer
+import FerryNode
+import FerryStore
+import FerryTestSupport
+import FerryTrust
+import FerryWire
+import Foundation
+import Hummingbird
+
+let rows = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 100_000 : 100_000
+let dir = try TemporaryDirectory("ferry-netbench")
+defer { dir.remove() }
+let standardText = try String(contentsOfFile: Repository.path("Tests/Fixtures/test-standard.toml"), encoding: .utf8)
+let hub = try Hub(directory: dir.file("hub"), standard: standardText)
+_ = try hub.addUnit(OrgUnit(id: "prov", name: "省", parentID: nil, level: .province, industry: nil, region: nil))
+let token = try hub.addUnit(OrgUnit(id: "u-a", name: "单位", parentID: "prov", level: .unit, industry: "medical", region: nil))
+
+let portBox = PortBox()
+let server = HubServer(hub: hub, host: "127.0.0.1", port: 0)
+let app = server.application { port in portBox.set(port) }
+let serving = Task { try await app.runService() }
+while portBox.get() == 0 { try await Task.sleep(for: .milliseconds(20)) }
+let url = "http://127.0.0.1:\(portBox.get())"
+
+let key = SigningKey()
+let answer = try HTTPHubConnection.enrol(hubURL: url, request: EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "bench"))
+let identity = NodeIdentity(
+    hubURL: url, nodeID: answer.nodeID, unitID: answer.unitID, unitName: answer.unitName, hubNodeID: answer.hubNodeID,
+    hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: true)
+let clock = SystemClock()
+let store = try ReplicaStore(
+    path: dir.file("unit.db"), standard: hub.store.standard,
+    identity: ReplicaIdentity(node: try NodeID(answer.nodeID), role: .unit("u-a")), clock: clock)
+try store.executeAll((0..<rows).map { i in
+    (
+        "INSERT INTO member (id, unit_id, name, status, join_date, phone, note) VALUES (?, 'u-a', ?, 'full', '2020-05-04', ?, ?)",
+        [.text("m\(i)"), .text("党员\(i)"), .text("1391234\(String(format: "%04d", i % 10000))"), .text("第\(i % 7)支部")]
+    )
+})
+try store.stampPendingChanges()
+
+let connection = try HTTPHubConnection(identity: identity, clock: clock)
+let agent = NodeAgent(store: store, hub: connection, identity: identity, clock: clock, batchBytes: 256 * 1024)
+let start = DispatchTime.now().uptimeNanoseconds
+let report = try agent.syncOnce()
+let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+let landed = try hub.store.syncedContents(of: "member").count
+let wire = connection.transferred
+precondition(landed == rows, "hub has \(landed) of \(rows) rows")
+
+print("Ferry end-to-end bench: one node pushes \(rows) new member rows to a hub over HTTP on loopback")
+print("")
+print("| measure | value |")
+print("| --- | --- |")
+print("| push throughput | \(String(format: "%.0f", Double(rows) / seconds)) rows/s (\(String(format: "%.2f", seconds)) s, \(report.pushedBatches) batches) |")
+print("| changeset bytes (uncompressed) | \(report.pushedBytes) (\(String(format: "%.1f", Double(report.pushedBytes) / Double(rows))) B/row) |")
+print("| bytes on the wire up / down (gzip bodies, headers, signatures) | \(wire.sent) / \(wire.received) (\(String(format: "%.1f", Double(wire.sent) / Double(rows))) B/row up) |")
+serving.cancel()
+_ = await serving.result
+
+final class PortBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var port = 0
+    func set(_ p: Int) { lock.lock(); port = p; lock.unlock() }
+    func get() -> Int { lock.lock(); defer { lock.unlock() }; return port }
+}

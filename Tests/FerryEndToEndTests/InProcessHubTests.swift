@@ -1,0 +1,111 @@
+import FerryCore
+import FerryHub
+import FerryNode
+import FerryStore
+import FerryTestSupport
+import FerryTrust
+import FerryWire
+import Foundation
+import Testing
+
+/// The node's agent against the hub object itself: the sync logic without HTTP.
+struct InProcessHub: HubConnection {
+    let hub: Hub
+    let node: NodeRecord
+    var clockOffsetMillis: Int64 { 0 }
+    func push(_ changeset: [UInt8]) throws(SyncFailure) -> PushAcknowledgement {
+        do { return try hub.session { () throws(WireError) in try hub.push(from: node, body: changeset) } } catch { throw SyncFailure(error) }
+    }
+    func pull(_ request: PullRequest) throws(SyncFailure) -> [UInt8]? {
+        do { return try hub.pull(for: node, request: request) } catch { throw SyncFailure(error) }
+    }
+    func acknowledgePull(_ ack: PullAcknowledgement) throws(SyncFailure) {
+        do { try hub.acknowledgePull(from: node, ack) } catch { throw SyncFailure(error) }
+    }
+}
+
+@Suite("Hub logic in-process")
+struct InProcessHubTests {
+    func makeHub(_ dir: TemporaryDirectory, clock: ManualClock, maxSessions: Int = 32) throws -> Hub {
+        var settings = HubSettings()
+        settings.maxConcurrentSessions = maxSessions
+        let text = try String(contentsOfFile: Repository.path("Tests/Fixtures/test-standard.toml"), encoding: .utf8)
+        let hub = try Hub(directory: dir.file("hub"), standard: text, settings: settings, clock: clock)
+        _ = try hub.addUnit(OrgUnit(id: "prov", name: "省", parentID: nil, level: .province, industry: nil, region: nil))
+        return hub
+    }
+
+    @Test("a token works once, and not after it expires")
+    func tokensAreOneTimeAndExpire() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let clock = ManualClock()
+        let hub = try makeHub(dir, clock: clock)
+        let token = try hub.addUnit(OrgUnit(id: "u-a", name: "甲", parentID: "prov", level: .unit, industry: "education", region: nil))
+        let key = SigningKey()
+        let first = try hub.enrol(EnrolRequest(token: token.lowercased(), publicKey: key.publicKeyBase64, hostname: "box"))
+        #expect(first.nodeID == "u-a-n1" && first.unitID == "u-a")
+        #expect(throws: WireError.self) { try hub.enrol(EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "box")) }
+        let late = try hub.issueToken(unitID: "u-a")
+        clock.advance(by: 8 * 86_400_000)
+        #expect {
+            try hub.enrol(EnrolRequest(token: late, publicKey: key.publicKeyBase64, hostname: "box"))
+        } throws: { ($0 as? WireError)?.code == .tokenExpired }
+        #expect {
+            try hub.enrol(EnrolRequest(token: "NOPE-NOPE", publicKey: key.publicKeyBase64, hostname: "box"))
+        } throws: { ($0 as? WireError)?.code == .tokenInvalid }
+    }
+
+    @Test("the hub sheds sessions beyond its bound with a retryable error")
+    func loadIsShed() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let hub = try makeHub(dir, clock: ManualClock(), maxSessions: 1)
+        #expect {
+            try hub.session { () throws(WireError) in try hub.session { () throws(WireError) in 1 } }
+        } throws: { ($0 as? WireError)?.code == .overloaded && ($0 as? WireError)?.retryable == true }
+        #expect(try hub.session { () throws(WireError) in 2 } == 2)
+    }
+
+    @Test("a node's agent syncs both ways with the hub object, batch by batch")
+    func agentSyncsInProcess() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let clock = ManualClock()
+        let hub = try makeHub(dir, clock: clock)
+        let token = try hub.addUnit(OrgUnit(id: "u-a", name: "甲", parentID: "prov", level: .unit, industry: "education", region: nil))
+        let key = SigningKey()
+        let answer = try hub.enrol(EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "box"))
+        let identity = NodeIdentity(
+            hubURL: "in-process", nodeID: answer.nodeID, unitID: "u-a", unitName: "甲", hubNodeID: answer.hubNodeID,
+            hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: false)
+        let store = try ReplicaStore(
+            path: dir.file("unit.db"), standard: hub.store.standard,
+            identity: ReplicaIdentity(node: NodeID(unchecked: answer.nodeID), role: .unit("u-a")), clock: clock)
+        try store.executeAll((0..<500).map { ("INSERT INTO member (id, unit_id, name) VALUES (?, 'u-a', ?)", [.text("m\($0)"), .text("名\($0)")]) })
+        let agent = NodeAgent(
+            store: store, hub: InProcessHub(hub: hub, node: try #require(try hub.registry.node(answer.nodeID))), identity: identity,
+            clock: clock, batchBytes: 4096)
+        let up = try agent.syncOnce()
+        #expect(up.pushedRows == 500 && up.pushedBatches > 5)
+        try hub.store.execute("UPDATE member SET note = '核' WHERE id = 'm7'")
+        let down = try agent.syncOnce()
+        #expect(down.pushedRows == 0 && down.pulledRows >= 1)
+        #expect(try store.syncedContents(of: "member") == hub.store.syncedContents(of: "member"))
+        #expect(try store.pendingRows(for: Peer(id: hub.nodeID, direction: .upstream)) == 0)
+        #expect(try hub.registry.node(answer.nodeID)?.lastSyncAt != nil)
+    }
+}
+
+@Suite("Retry policy")
+struct RetryPolicyTests {
+    @Test("backoff grows, is capped, jitters, and honours Retry-After")
+    func backoff() {
+        let p = RetryPolicy(baseSeconds: 5, capSeconds: 600)
+        #expect(p.delay(attempt: 1, retryAfter: nil, random: 0.999) <= 5)
+        #expect(p.delay(attempt: 4, retryAfter: nil, random: 0.999) > 35)
+        #expect(p.delay(attempt: 40, retryAfter: nil, random: 0.999) <= 600)
+        #expect(p.delay(attempt: 1, retryAfter: 30, random: 0.1) == 30)
+        #expect(p.delay(attempt: 3, retryAfter: nil, random: 0) >= 1)
+    }
+}
