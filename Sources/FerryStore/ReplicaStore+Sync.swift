@@ -221,7 +221,9 @@ extension ReplicaStore {
         let now = clock.nowMillis()
         return try write { db, nodes in
             _ = try stamp(db, nodes)
+            for sql in SchemaSQL.suppressCaptureWhileApplying { try db.execute(sql: sql) }
             try db.execute(sql: "INSERT INTO ferry_applying(active) VALUES (1)")
+            try db.execute(sql: "INSERT INTO temp.ferry_applying_here(active) VALUES (1)")
             var counters = try loadCounters(db)
             var report = ApplyReport()
             for tc in changeset.tables {
@@ -238,6 +240,7 @@ extension ReplicaStore {
             }
             try saveCounters(db, counters)
             try db.execute(sql: "DELETE FROM ferry_applying")
+            try db.execute(sql: "DELETE FROM temp.ferry_applying_here")
             return report
         }
     }

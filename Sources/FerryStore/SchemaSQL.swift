@@ -61,7 +61,18 @@ enum SchemaSQL {
         return "CREATE TABLE IF NOT EXISTS \(quote(t.name)) (\n\(lines.joined(separator: ",\n"))\n) STRICT"
     }
 
+    /// Guards stand down while Ferry applies a peer's changes (the flag row exists only
+    /// inside the apply transaction, so no other connection ever sees it). The cheap
+    /// condition of each guard comes first, so the lookup runs only when a guard would fire.
     static let notApplying = "NOT EXISTS (SELECT 1 FROM ferry_applying)"
+
+    /// Capture triggers carry no condition (a clerk's write pays for one small insert and
+    /// nothing else); Ferry's own apply connection drops its capture rows with this TEMP
+    /// trigger, which no other connection has.
+    static let suppressCaptureWhileApplying = [
+        "CREATE TEMP TABLE IF NOT EXISTS ferry_applying_here (active INTEGER)",
+        "CREATE TEMP TRIGGER IF NOT EXISTS ferry_capture_suppressed BEFORE INSERT ON main.ferry_capture WHEN EXISTS (SELECT 1 FROM temp.ferry_applying_here) BEGIN SELECT RAISE(IGNORE); END",
+    ]
 
     enum Op: Int {
         case insert = 1, update = 2, delete = 3
@@ -83,18 +94,18 @@ enum SchemaSQL {
         // UPDATE only the triggers of the columns it sets, so a one-column edit pays for one
         // small trigger instead of comparing every column.
         var out: [String] = [
-            "CREATE TRIGGER ferry_ai_\(t.name) AFTER INSERT ON \(name) WHEN \(notApplying) BEGIN \(capture(.insert, mask: "-1", row: "NEW")) END",
-            "CREATE TRIGGER ferry_ad_\(t.name) AFTER DELETE ON \(name) WHEN \(notApplying) BEGIN \(capture(.delete, mask: "0", row: "OLD")) END",
+            "CREATE TRIGGER ferry_ai_\(t.name) AFTER INSERT ON \(name) BEGIN \(capture(.insert, mask: "-1", row: "NEW")) END",
+            "CREATE TRIGGER ferry_ad_\(t.name) AFTER DELETE ON \(name) BEGIN \(capture(.delete, mask: "0", row: "OLD")) END",
         ]
         for (i, c) in synced.enumerated() where !keys.contains(c) {
             let q = quote(c)
             out.append(
-                "CREATE TRIGGER ferry_au\(i)_\(t.name) AFTER UPDATE OF \(q) ON \(name) WHEN NEW.\(q) IS NOT OLD.\(q) AND \(notApplying) BEGIN \(capture(.update, mask: String(Int64(1) << Int64(i)), row: "NEW")) END")
+                "CREATE TRIGGER ferry_au\(i)_\(t.name) AFTER UPDATE OF \(q) ON \(name) WHEN NEW.\(q) IS NOT OLD.\(q) BEGIN \(capture(.update, mask: String(Int64(1) << Int64(i)), row: "NEW")) END")
         }
         func refuse(_ trigger: String, _ timing: String, _ when: String, _ en: String, _ zh: String) {
             let msg = message("ferry: \(en) / \(zh)")
             out.append(
-                "CREATE TRIGGER ferry_\(trigger)_\(t.name) BEFORE \(timing) ON \(name) WHEN \(notApplying)\(when.isEmpty ? "" : " AND (\(when))") BEGIN SELECT RAISE(ABORT, '\(msg)'); END")
+                "CREATE TRIGGER ferry_\(trigger)_\(t.name) BEFORE \(timing) ON \(name) WHEN \(when.isEmpty ? "" : "(\(when)) AND ")\(notApplying) BEGIN SELECT RAISE(ABORT, '\(msg)'); END")
         }
         // Keys (and a unit row's unit) never change: a changed key is a different row.
         var fixed = keys
