@@ -7,11 +7,30 @@ public enum SenderScope: Sendable, Equatable {
     case unit(String)
 }
 
+/// A row set aside because one of its values fails the standard's checks.
+public struct QuarantinedRow: Sendable, Equatable {
+    public var table: String
+    public var rowIndex: Int
+    public var key: [Value]
+    public var scope: String?
+    public var column: String
+    public var value: Value
+    public var reason: String
+}
+
 extension Changeset {
     /// Checks every table, row, column and value against `standard` and the sender's
     /// scope. Throws the first problem found, naming table, key, column and value; a
     /// changeset that passes can be applied without a schema or scope error.
     public func validate(against standard: Standard, sender: SenderScope) throws(CoreError) {
+        _ = try check(against: standard, sender: sender, quarantineValues: false)
+    }
+
+    /// Like `validate`, but with `quarantineValues` a row whose values fail the standard's
+    /// checks (type, allowed values, dates, bounds) is returned instead of failing the whole
+    /// changeset; structure, schema and scope problems still throw.
+    public func check(against standard: Standard, sender: SenderScope, quarantineValues: Bool) throws(CoreError) -> [QuarantinedRow] {
+        var quarantined: [QuarantinedRow] = []
         guard standardVersion.major == standard.version.major else {
             throw CoreError(
                 .standardMismatch,
@@ -32,7 +51,7 @@ extension Changeset {
                 throw CoreError(.notWritable, "table '\(t.name)' is maintained by the supervisor; a unit cannot send changes to it")
             }
             let pk = def.primaryKey
-            for row in t.rows {
+            rows: for (rowIndex, row) in t.rows.enumerated() {
                 var where_: String { "table '\(t.name)', row (\(row.key.map(\.description).joined(separator: ", ")))" }
                 guard row.key.count == pk.count else {
                     throw CoreError(.malformed, "\(where_): the key has \(row.key.count) values but the primary key has \(pk.count) columns")
@@ -64,13 +83,23 @@ extension Changeset {
                         throw CoreError(.notWritable, "\(where_): column '\(cell.column)' is classified local and must never leave the unit")
                     }
                     guard let value = cell.value else { continue }
+                    var problem: ValueProblem? = nil
                     if case .masked = col.classification {
                         // Masked text no longer matches allowed values or formats; check the type only.
                         if !col.type.accepts(value) || (value.isNull && !col.nullable) {
-                            throw CoreError(.wrongType, "\(where_): column '\(cell.column)' value \(value) is not a \(col.type.rawValue)")
+                            problem = ValueProblem(.wrongType, "is not a \(col.type.rawValue)", "类型不符")
                         }
-                    } else if let p = col.problem(with: value) {
-                        throw CoreError(p.code, "\(where_): column '\(cell.column)' value \(value) \(p.english)")
+                    } else {
+                        problem = col.problem(with: value)
+                    }
+                    if let p = problem {
+                        let message = "\(where_): column '\(cell.column)' value \(value) \(p.english)"
+                        guard quarantineValues else { throw CoreError(p.code, message) }
+                        quarantined.append(
+                            QuarantinedRow(
+                                table: t.name, rowIndex: rowIndex, key: row.key, scope: row.scope, column: cell.column, value: value,
+                                reason: "\(p.english) / \(p.chinese)"))
+                        continue rows
                     }
                     if let i = pk.firstIndex(of: cell.column), row.key[i] != value {
                         throw CoreError(.malformed, "\(where_): key column '\(cell.column)' carries \(value), which differs from the key")
@@ -81,5 +110,6 @@ extension Changeset {
                 }
             }
         }
+        return quarantined
     }
 }

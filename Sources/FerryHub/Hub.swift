@@ -46,6 +46,9 @@ public final class Hub: Sendable {
     let clock: any WallClock
     let logger: Logger
     private let sessions = Mutex(0)
+    private let olderStandards = Mutex<[String: Standard]>([:])
+    /// The current standard with the hub's signature, served at GET /v1/standard.
+    public let signedStandard: SignedStandard
 
     public init(
         directory: String, standard: String? = nil, nodeID: NodeID = NodeID(unchecked: "hub"),
@@ -75,6 +78,64 @@ public final class Hub: Sendable {
         store = try ReplicaStore(
             path: "\(directory)/hub.db", standard: parsed, identity: ReplicaIdentity(node: nodeID, role: .hub), clock: clock)
         registry = try HubRegistry(path: "\(directory)/registry.db")
+        try Self.archive(text, version: parsed.version, directory: directory, key: key)
+        signedStandard = SignedStandard(
+            version: parsed.version.description, standard: text, signature: try key.sign(SignedStandard.signedBytes(text)))
+    }
+
+    /// Every version the hub ever published stays in `standards/`, so it can serve a node
+    /// several versions behind only the columns that node can store.
+    static func archive(_ text: String, version: StandardVersion, directory: String, key: SigningKey) throws {
+        let dir = "\(directory)/standards"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = "\(dir)/\(version).toml"
+        if !FileManager.default.fileExists(atPath: path) {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// The standard of `version` as published by this hub (cached), or nil if never published.
+    public func publishedStandard(_ version: String) -> Standard? {
+        if version == store.standard.version.description { return store.standard }
+        return olderStandards.withLock { cache in
+            if let s = cache[version] { return s }
+            guard let text = try? String(contentsOfFile: "\(directory)/standards/\(version).toml", encoding: .utf8),
+                let s = try? StandardFile.parse(text, file: version)
+            else { return nil }
+            cache[version] = s
+            return s
+        }
+    }
+
+    /// Publishes a new version of the standard: checks that it only adds to the current one,
+    /// archives it, and migrates the hub's database. The running hub serves it after a
+    /// restart; nodes learn of it on their next exchange and migrate themselves.
+    public static func publish(directory: String, text: String, clock: any WallClock = SystemClock()) throws -> (old: StandardVersion, new: StandardVersion) {
+        let currentPath = "\(directory)/standard.toml"
+        let current = try StandardFile.load(path: currentPath)
+        let next = try StandardFile.parse(text, file: "new standard")
+        guard next.version > current.version else {
+            throw HubError.invalid("the new standard's version \(next.version) must be above the published \(current.version)")
+        }
+        guard next.version.major == current.version.major else {
+            throw HubError.invalid(
+                "\(next.version) is a new major version; a major version needs an explicit migration of every unit, which this release does not perform. Publish additive changes as \(current.version.major).x")
+        }
+        let problems = StandardEvolution.incompatibilities(from: current, to: next)
+        guard problems.isEmpty else {
+            throw HubError.invalid(
+                "refused: these changes would break units still on \(current.version):\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+                    + "\nOnly additions are allowed within a major version (tables, columns with a default, allowed values, labels).")
+        }
+        let key = try SigningKey(base64: String(contentsOfFile: "\(directory)/hub.key", encoding: .utf8))
+        try archive(text, version: next.version, directory: directory, key: key)
+        // Migrate the hub's own database now (the store rebuilds changed tables in one transaction).
+        let hubNode = try String.fetchOneState(path: "\(directory)/hub.db", key: "node") ?? "hub"
+        let store = try ReplicaStore(
+            path: "\(directory)/hub.db", standard: next, identity: ReplicaIdentity(node: try NodeID(hubNode), role: .hub), clock: clock)
+        try store.close()
+        try text.write(toFile: currentPath, atomically: true, encoding: .utf8)
+        return (current.version, next.version)
     }
 
     public var publicKeyBase64: String { key.publicKeyBase64 }
@@ -218,7 +279,7 @@ public final class Hub: Sendable {
             }
             let report: ApplyReport
             do {
-                report = try store.apply(cs, sender: .unit(node.unitID))
+                report = try store.apply(cs, sender: .unit(node.unitID), quarantine: true)
             } catch StoreError.rejected(let e) {
                 throw WireError(e)
             } catch let e as StoreError {
@@ -228,12 +289,13 @@ public final class Hub: Sendable {
             }
             registry.audit(
                 node: node.id.rawValue, unit: node.unitID, action: "push", batch: cs.batch.sequence, through: cs.batch.through,
-                rows: cs.rowCount, bytes: body.count, outcome: "applied", detail: report.conflictsLogged > 0 ? "\(report.conflictsLogged) conflicts" : nil,
+                rows: cs.rowCount, bytes: body.count, outcome: "applied",
+                detail: report.conflictsLogged + report.quarantined > 0 ? "\(report.conflictsLogged) conflicts, \(report.quarantined) quarantined" : nil,
                 now: now)
             try? registry.noteContact(node: node.id.rawValue, now: now)
             return PushAcknowledgement(
                 sequence: cs.batch.sequence, through: cs.batch.through, final: cs.batch.isFinal, rows: cs.rowCount,
-                cellsAdopted: report.cellsAdopted, conflicts: report.conflictsLogged)
+                cellsAdopted: report.cellsAdopted, conflicts: report.conflictsLogged, quarantined: report.quarantined)
         } catch {
             registry.audit(node: node.id.rawValue, unit: node.unitID, action: "push", bytes: body.count, outcome: error.code.rawValue, detail: error.message, now: now)
             logger.warning("push refused", metadata: ["node": "\(node.id)", "code": "\(error.code.rawValue)"])
@@ -246,14 +308,29 @@ public final class Hub: Sendable {
     public func pull(for node: NodeRecord, request: PullRequest) throws(WireError) -> [UInt8]? {
         let now = clock.nowMillis()
         let skew = Int64(bitPattern: request.clockMillis) - Int64(bitPattern: now)
+        guard let nodeStandard = publishedStandard(request.standardVersion) else {
+            throw WireError(.standardMismatch, "this hub never published standard \(request.standardVersion); the node's database follows a standard from elsewhere")
+        }
         do {
-            let cs = try store.extract(
-                for: Peer(id: node.id, direction: .downstream(unit: node.unitID)),
-                maxBytes: min(max(request.maxBytes, 1024), settings.maxPullBytes))
+            // A node that moved to a newer standard gets everything again, with the columns it
+            // could not store before (merging is idempotent).
+            if let before = node.standardVersion.flatMap(StandardVersion.init(parsing:)), before < nodeStandard.version {
+                try store.resetCursor(for: node.id)
+            }
+            var extracted: Changeset?
+            var restricted: Changeset?
+            repeat {
+                extracted = try store.extract(
+                    for: Peer(id: node.id, direction: .downstream(unit: node.unitID)),
+                    maxBytes: min(max(request.maxBytes, 1024), settings.maxPullBytes))
+                restricted = extracted?.restricted(to: nodeStandard)
+                // Everything in the batch is beyond the node's standard: nothing to send, move on.
+                if let e = extracted, restricted?.isEmpty == true { try store.acknowledge(e.batch, from: node.id) }
+            } while extracted != nil && restricted?.isEmpty == true
             try? registry.noteContact(
                 node: node.id.rawValue, now: now, standardVersion: request.standardVersion, pendingRows: request.pendingRows, skew: skew,
-                synced: cs == nil && request.pendingRows == 0)
-            guard let cs else { return nil }
+                synced: extracted == nil && request.pendingRows == 0)
+            guard let cs = restricted else { return nil }
             registry.audit(node: node.id.rawValue, unit: node.unitID, action: "pull", batch: cs.batch.sequence, through: cs.batch.through, rows: cs.rowCount, outcome: "sent", now: now)
             return ChangesetCodec.encode(cs)
         } catch {

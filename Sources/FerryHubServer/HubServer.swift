@@ -13,6 +13,7 @@ public enum HubRoute: String, CaseIterable, Sendable {
     case push = "POST /v1/push"
     case pull = "POST /v1/pull"
     case pullAck = "POST /v1/pull/ack"
+    case standard = "GET /v1/standard"
 
     public var method: String { String(rawValue.split(separator: " ")[0]) }
     public var path: String { String(rawValue.split(separator: " ")[1]) }
@@ -95,6 +96,9 @@ public struct HubServer: Sendable {
                         guard let bytes = try hub.pull(for: node, request: req) else { return .empty }
                         return .changeset(bytes)
                     }
+                case .standard:
+                    _ = try hub.authenticate(method: method, path: path, header: header, body: raw)
+                    return .encodable(hub.signedStandard)
                 case .pullAck:
                     let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
                     try hub.acknowledgePull(from: node, try json(PullAcknowledgement.self))
@@ -103,7 +107,10 @@ public struct HubServer: Sendable {
             }
         }
         switch outcome {
-        case .success(let reply): return reply.response(hubTime: hub.now(), gzip: acceptsGzip)
+        case .success(let reply):
+            var response = reply.response(hubTime: hub.now(), gzip: acceptsGzip)
+            response.headers[HTTPField.Name(WireHeader.standardVersion)!] = hub.signedStandard.version
+            return response
         case .failure(let e): return failure(e)
         }
     }
@@ -112,6 +119,7 @@ public struct HubServer: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = WireMediaType.json
         headers[HTTPField.Name(WireHeader.hubTime)!] = String(hub.now())
+        headers[HTTPField.Name(WireHeader.standardVersion)!] = hub.signedStandard.version
         if e.code == .overloaded || e.code == .unavailable {
             // Jittered, so shed nodes do not all come back in the same second.
             headers[.retryAfter] = String(Int.random(in: 2...15))

@@ -18,6 +18,7 @@ public final class HTTPHubConnection: HubConnection {
     let base: String
     private let offset = Mutex<Int64>(0)
     private let counted = Mutex((sent: 0, received: 0))
+    private let standardSeen = Mutex<String?>(nil)
     /// Largest response body accepted after decompression, bytes.
     let maxResponseBytes = 32 << 20
 
@@ -30,6 +31,7 @@ public final class HTTPHubConnection: HubConnection {
     }
 
     public var clockOffsetMillis: Int64 { offset.withLock { $0 } }
+    public var hubStandardVersion: String? { standardSeen.withLock { $0 } }
 
     /// Bytes sent and received so far: bodies plus request and response headers as written.
     public var transferred: (sent: Int, received: Int) { counted.withLock { $0 } }
@@ -85,6 +87,7 @@ public final class HTTPHubConnection: HubConnection {
                 $0.sent += headerBytes + body.count
                 $0.received += responseHeaderBytes + response.body.count
             }
+            if let v = response.headers[WireHeader.standardVersion.lowercased()] { standardSeen.withLock { $0 = v } }
             if let hubTime = response.headers[WireHeader.hubTime.lowercased()].flatMap(UInt64.init) {
                 let observed = Int64(bitPattern: hubTime) - Int64(bitPattern: clock.nowMillis())
                 offset.withLock { $0 = observed }
@@ -124,6 +127,13 @@ public final class HTTPHubConnection: HubConnection {
             }
         }
         return r.body
+    }
+
+    public func fetchStandard() throws(SyncFailure) -> SignedStandard {
+        let r = try send("GET", "/v1/standard", body: [], headers: [])
+        do { return try JSONDecoder().decode(SignedStandard.self, from: Data(r.body)) } catch {
+            throw SyncFailure(kind: .hub(.malformed), message: "the hub's standard did not decode: \(error)", messageZh: "上级发布的数据标准无法解析", isRetryable: true)
+        }
     }
 
     public func acknowledgePull(_ ack: PullAcknowledgement) throws(SyncFailure) {

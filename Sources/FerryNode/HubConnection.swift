@@ -9,6 +9,10 @@ public protocol HubConnection: Sendable {
     func acknowledgePull(_ ack: PullAcknowledgement) throws(SyncFailure)
     /// The hub's clock minus ours, ms, as last observed (0 before any contact).
     var clockOffsetMillis: Int64 { get }
+    /// The standard version the hub publishes, as last observed (nil before any contact).
+    var hubStandardVersion: String? { get }
+    /// The hub's current standard, signed.
+    func fetchStandard() throws(SyncFailure) -> SignedStandard
 }
 
 /// Why a sync attempt failed, and whether and when to try again.

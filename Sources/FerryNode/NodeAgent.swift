@@ -85,7 +85,9 @@ public final class NodeAgent: Sendable {
                     throw SyncFailure(kind: .local, message: "a batch from the hub did not decode: \(error.message)", messageZh: "从上级收到的数据无法解析", isRetryable: error.isRetryable)
                 }
                 let applied: ApplyReport
-                do { applied = try store.apply(cs, sender: .trusted) } catch { throw local("applying the hub's batch failed: \(error)") }
+                // A value this node's (older) standard does not allow is quarantined, not fatal: the
+                // hub sends everything again once the node has moved to the newer standard.
+                do { applied = try store.apply(cs, sender: .trusted, quarantine: true) } catch { throw local("applying the hub's batch failed: \(error)") }
                 try hub.acknowledgePull(PullAcknowledgement(cs.batch))
                 report.pulledBatches += 1
                 report.pulledRows += cs.rowCount

@@ -8,6 +8,9 @@ import ServiceLifecycle
 /// jitter after failures (never sooner than the hub's Retry-After).
 public struct NodeService: Service {
     public let agent: NodeAgent
+    /// Called after each successful sync: returns a new agent when the node moved to a newer
+    /// standard (its database migrated), nil otherwise.
+    public var upgrade: @Sendable (NodeAgent) throws -> NodeAgent? = { _ in nil }
     /// Seconds between scheduled syncs when nothing changes (default 300).
     public var intervalSeconds: Double
     /// Seconds to wait after the last local write before syncing it (default 5).
@@ -25,12 +28,23 @@ public struct NodeService: Service {
 
     public func run() async throws {
         var failures = 0
+        var agent = self.agent
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let wait: Double
+            var wait: Double
             do {
-                _ = try await Self.inBackground { () throws(SyncFailure) in try agent.syncOnce() }
+                let current = agent
+                _ = try await Self.inBackground { () throws(SyncFailure) in try current.syncOnce() }
                 failures = 0
                 wait = intervalSeconds
+                do {
+                    if let upgraded = try upgrade(current) {
+                        agent = upgraded
+                        logger.info("standard upgraded", metadata: ["version": "\(upgraded.store.standard.version)"])
+                        wait = 0
+                    }
+                } catch {
+                    logger.error("standard upgrade failed", metadata: ["error": "\(error)"])
+                }
             } catch let f as SyncFailure {
                 failures += 1
                 wait = f.isRetryable
@@ -38,12 +52,12 @@ public struct NodeService: Service {
                     : max(intervalSeconds, retry.capSeconds)
                 logger.info("next attempt", metadata: ["in_seconds": "\(Int(wait))", "failures": "\(failures)"])
             }
-            try? await waitForWork(upTo: wait)
+            if wait > 0 { try? await waitForWork(upTo: wait, agent: agent) }
         }
     }
 
     /// Sleeps up to `seconds`, returning early once local writes have settled for the debounce.
-    func waitForWork(upTo seconds: Double) async throws {
+    func waitForWork(upTo seconds: Double, agent: NodeAgent) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         var changedSince: Date? = nil
         while Date() < deadline && !Task.isShuttingDownGracefully {

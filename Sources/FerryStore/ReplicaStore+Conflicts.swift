@@ -220,3 +220,39 @@ extension ReplicaStore {
         }
     }
 }
+
+/// A row the hub set aside because a value failed its checks.
+public struct QuarantineRecord: Sendable, Equatable {
+    public var id: Int64
+    public var table: String
+    public var key: [Value]
+    public var scope: String?
+    public var origin: String
+    public var column: String
+    public var value: Value
+    public var reason: String
+    public var receivedAt: UInt64
+    public var status: String
+}
+
+extension ReplicaStore {
+    public func quarantine() throws -> [QuarantineRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, tbl, pk, scope, origin, col, value, reason, received_at, status FROM ferry_quarantine ORDER BY id").map { r in
+                QuarantineRecord(
+                    id: r[0], table: r[1], key: try KeyEncoding.decode([UInt8](r[2] as Data)), scope: r[3], origin: r[4], column: r[5],
+                    value: Value(r[6] as DatabaseValue), reason: r[7], receivedAt: UInt64(r[8] as Int64), status: r[9])
+            }
+        }
+    }
+}
+
+extension String {
+    /// Reads one `ferry_state` value from a replica database without opening it as a replica.
+    public static func fetchOneState(path: String, key: String) throws -> String? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let q = try DatabaseQueue(path: path)
+        defer { try? q.close() }
+        return try q.read { db in try String.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = ?", arguments: [key]) }
+    }
+}

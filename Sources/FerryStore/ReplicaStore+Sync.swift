@@ -167,6 +167,13 @@ extension ReplicaStore {
             arguments: [peer.rawValue, base, progress, batches])
     }
 
+    /// Forgets what `peer` acknowledged, so everything is sent again (after the peer moved to
+    /// a newer standard it must receive the columns it could not store before; merging is
+    /// idempotent, so the resend is harmless).
+    public func resetCursor(for peer: NodeID) throws {
+        try write { db, _ in try db.execute(sql: "UPDATE ferry_peers SET base = 0, progress = 0 WHERE peer = ?", arguments: [peer.rawValue]) }
+    }
+
     /// Records that `peer` durably applied the batch at `position`. Acknowledging an old or
     /// repeated batch changes nothing.
     public func acknowledge(_ position: BatchPosition, from peer: NodeID) throws {
@@ -211,15 +218,41 @@ extension ReplicaStore {
     /// one transaction. A changeset that fails validation, or any error during the merge,
     /// leaves the database exactly as it was. Applying the same changeset again changes
     /// nothing.
+    ///
+    /// With `quarantine`, a row whose values fail the standard's checks is set aside in
+    /// `ferry_quarantine` with its reason, and the rest of the batch is applied (the hub does
+    /// this, so one bad value never blocks a unit's later batches).
     @discardableResult
-    public func apply(_ changeset: Changeset, sender: SenderScope) throws -> ApplyReport {
+    public func apply(_ changeset: Changeset, sender: SenderScope, quarantine: Bool = false) throws -> ApplyReport {
+        var changeset = changeset
+        var rowsByTable: [String: [RowChange]] = [:]
+        for t in changeset.tables { rowsByTable[t.name] = t.rows }
+        let quarantined: [QuarantinedRow]
         do {
-            try changeset.validate(against: standard, sender: sender)
+            quarantined = try changeset.check(against: standard, sender: sender, quarantineValues: quarantine)
         } catch {
             throw StoreError.rejected(error)
         }
+        let held = Dictionary(grouping: quarantined, by: \.table)
+        for (ti, t) in changeset.tables.enumerated() {
+            guard let rows = held[t.name] else { continue }
+            let drop = Set(rows.map(\.rowIndex))
+            changeset.tables[ti].rows = t.rows.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
+        }
         let now = clock.nowMillis()
         return try write { db, nodes in
+            for q in quarantined {
+                // The whole row is kept (as a one-row changeset) so it can be re-applied once corrected.
+                let original = Changeset(
+                    origin: changeset.origin, standardVersion: changeset.standardVersion, batch: changeset.batch,
+                    tables: [TableChanges(name: q.table, rows: [rowsByTable[q.table]![q.rowIndex]])])
+                try db.execute(
+                    sql: "INSERT INTO ferry_quarantine (tbl, pk, scope, origin, col, value, reason, received_at, row) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        q.table, Data(KeyEncoding.encode(q.key)), q.scope, changeset.origin.rawValue, q.column, q.value.databaseValue,
+                        q.reason, Int64(now), Data(ChangesetCodec.encode(original)),
+                    ])
+            }
             _ = try stamp(db, nodes)
             for sql in SchemaSQL.suppressCaptureWhileApplying { try db.execute(sql: sql) }
             try db.execute(sql: "INSERT INTO ferry_applying(active) VALUES (1)")
@@ -241,6 +274,7 @@ extension ReplicaStore {
             try saveCounters(db, counters)
             try db.execute(sql: "DELETE FROM ferry_applying")
             try db.execute(sql: "DELETE FROM temp.ferry_applying_here")
+            report.quarantined = quarantined.count
             return report
         }
     }

@@ -51,6 +51,8 @@ public struct ApplyReport: Sendable, Equatable {
     public var rowsInserted = 0
     public var rowsDeleted = 0
     public var conflictsLogged = 0
+    /// Rows set aside because a value failed the standard's checks.
+    public var quarantined = 0
     /// Set when a remote clock was too far ahead to adopt: by how much it led local time.
     public var boundedClockAheadMillis: UInt64?
 }
@@ -98,7 +100,7 @@ public final class ReplicaStore: Sendable {
         try pool.write { db in
             try Self.checkIdentity(db, identity: identity, standard: standard)
             for t in standard.tables {
-                try db.execute(sql: SchemaSQL.createTable(t))
+                try Self.createOrMigrate(db, t)
                 try db.execute(sql: "INSERT OR IGNORE INTO ferry_tables(name) VALUES (?)", arguments: [t.name])
             }
             for row in try Row.fetchAll(db, sql: "SELECT id, name FROM ferry_tables") {
@@ -154,10 +156,52 @@ public final class ReplicaStore: Sendable {
                     CREATE INDEX ferry_conflicts_by_status ON ferry_conflicts (status);
                     """)
         }
+        m.registerMigration("v2-quarantine") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE ferry_quarantine (
+                        id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk BLOB NOT NULL, scope TEXT, origin TEXT NOT NULL,
+                        col TEXT NOT NULL, value ANY, reason TEXT NOT NULL, received_at INTEGER NOT NULL,
+                        status TEXT NOT NULL DEFAULT 'held', row BLOB NOT NULL) STRICT;
+                    """)
+        }
         return m
     }
 
+    /// Creates a standard table, or brings an existing one to this standard's definition.
+    ///
+    /// Columns are only ever appended within a major version, so the table is rebuilt with
+    /// the new definition (new columns, widened checks) and its rows copied across, in the
+    /// open transaction: a failure leaves the old table as it was.
+    static func createOrMigrate(_ db: Database, _ t: TableDefinition) throws {
+        let wanted = SchemaSQL.createTable(t)
+        let stored = try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", arguments: [t.name])
+        guard let stored else {
+            try db.execute(sql: wanted)
+            return
+        }
+        guard stored != wanted.replacingOccurrences(of: "CREATE TABLE IF NOT EXISTS", with: "CREATE TABLE") else { return }
+        let existing = Set(try Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [t.name]).map { $0[0] as String })
+        let common = t.columns.map(\.name).filter(existing.contains).map(SchemaSQL.quote).joined(separator: ", ")
+        let temp = "ferry_rebuild_\(t.name)"
+        try db.execute(sql: "DROP TABLE IF EXISTS \(SchemaSQL.quote(temp))")
+        try db.execute(sql: wanted.replacingOccurrences(of: "CREATE TABLE IF NOT EXISTS \(SchemaSQL.quote(t.name))", with: "CREATE TABLE \(SchemaSQL.quote(temp))"))
+        do {
+            try db.execute(sql: "INSERT INTO \(SchemaSQL.quote(temp)) (\(common)) SELECT \(common) FROM \(SchemaSQL.quote(t.name))")
+        } catch {
+            throw StoreError.identityMismatch("table \(t.name) cannot be migrated to the new standard: \(error); the rows that fail its checks must be corrected first")
+        }
+        try db.execute(sql: "DROP TABLE \(SchemaSQL.quote(t.name))")
+        try db.execute(sql: "ALTER TABLE \(SchemaSQL.quote(temp)) RENAME TO \(SchemaSQL.quote(t.name))")
+    }
+
     static func checkIdentity(_ db: Database, identity: ReplicaIdentity, standard: Standard) throws {
+        if let text = try String.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'standard'"),
+            let stored = StandardVersion(parsing: text), stored > standard.version
+        {
+            throw StoreError.identityMismatch(
+                "this database already follows standard \(stored), newer than \(standard.version); open it with the newer standard (a database is never downgraded)")
+        }
         let roleText: String
         switch identity.role {
         case .hub: roleText = "hub"

@@ -105,20 +105,23 @@ public struct PushAcknowledgement: Codable, Sendable, Equatable {
     public var rows: Int
     public var cellsAdopted: Int
     public var conflicts: Int
+    /// Rows the hub set aside because a value failed its checks (absent from older hubs).
+    public var quarantined: Int?
 
-    public init(sequence: UInt64, through: UInt64, final: Bool, rows: Int, cellsAdopted: Int, conflicts: Int) {
+    public init(sequence: UInt64, through: UInt64, final: Bool, rows: Int, cellsAdopted: Int, conflicts: Int, quarantined: Int = 0) {
         self.sequence = sequence
         self.through = through
         self.final = final
         self.rows = rows
         self.cellsAdopted = cellsAdopted
         self.conflicts = conflicts
+        self.quarantined = quarantined
     }
 
     public var position: BatchPosition { BatchPosition(sequence: sequence, through: through, isFinal: final) }
 
     enum CodingKeys: String, CodingKey {
-        case sequence, through, final, rows, conflicts
+        case sequence, through, final, rows, conflicts, quarantined
         case cellsAdopted = "cells_adopted"
     }
 }
@@ -161,4 +164,27 @@ public struct PullAcknowledgement: Codable, Sendable, Equatable {
     }
 
     public var position: BatchPosition { BatchPosition(sequence: sequence, through: through, isFinal: final) }
+}
+
+extension WireHeader {
+    /// Sent by the hub on every response: the standard version it publishes, so nodes learn
+    /// of a new one on their next exchange.
+    public static let standardVersion = "Ferry-Standard-Version"
+}
+
+/// GET /v1/standard: the standard the hub publishes, signed with the hub's key.
+public struct SignedStandard: Codable, Sendable, Equatable {
+    public var version: String
+    /// The standard file (TOML).
+    public var standard: String
+    /// base64 Ed25519 signature by the hub over `SignedStandard.signedBytes(standard)`.
+    public var signature: String
+
+    public init(version: String, standard: String, signature: String) {
+        self.version = version
+        self.standard = standard
+        self.signature = signature
+    }
+
+    public static func signedBytes(_ standard: String) -> [UInt8] { Array("FERRY-STANDARD-V1\n\(standard)".utf8) }
 }

@@ -52,7 +52,32 @@ func bootstrapLogging(_ level: Logger.Level = .info) {
 struct HubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub", abstract: "Run and administer a supervisor's hub.",
-        subcommands: [Serve.self, UnitCommand.self, Token.self, Nodes.self, NodeAdmin.self, Counts.self, HubConflicts.self])
+        subcommands: [Serve.self, UnitCommand.self, Token.self, Nodes.self, NodeAdmin.self, Counts.self, HubConflicts.self, Quarantine.self, Publish.self])
+
+    struct Publish: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "publish",
+            abstract: "Publish a new version of the standard (additions only); nodes migrate themselves on their next sync.")
+        @Option(name: .long, help: "The hub's data directory.") var dir = "ferry-hub"
+        @Argument(help: "The new standard file (TOML).") var file: String
+        func run() throws {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            let (old, new) = try Hub.publish(directory: dir, text: text)
+            print("published standard \(new) (was \(old)); the hub's database is migrated. Restart the hub to serve it (systemctl restart ferry-hub); ferry hub nodes shows which nodes have moved.")
+        }
+    }
+
+    struct Quarantine: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Rows the hub set aside because a value failed its checks.")
+        @OptionGroup var dir: Dir
+        func run() throws {
+            let list = try dir.open().store.quarantine()
+            if list.isEmpty { print("nothing quarantined") }
+            for q in list {
+                print("#\(q.id) \(q.status) \(q.table)(\(q.key.map(\.description).joined(separator: ","))) unit \(q.scope ?? "-") from \(q.origin): \(q.column) = \(q.value) — \(q.reason)")
+            }
+        }
+    }
 
     struct Dir: ParsableArguments {
         @Option(name: .long, help: "The hub's data directory.") var dir = "ferry-hub"
@@ -197,6 +222,15 @@ struct NodeDir: ParsableArguments {
         return (identity, store)
     }
 
+    /// Installs the hub's newer standard and reopens the database with it (migrating it);
+    /// returns the new agent, or nil when the node is up to date.
+    func upgradeIfAvailable(_ agent: NodeAgent) throws -> NodeAgent? {
+        guard StandardUpgrade.isAvailable(agent.hub, current: agent.store.standard) else { return nil }
+        _ = try StandardUpgrade.install(from: agent.hub, identity: agent.identity, current: agent.store.standard, directory: dir)
+        try agent.store.close()
+        return try self.agent(batchBytes: agent.batchBytes)
+    }
+
     func agent(batchBytes: Int = 64 * 1024) throws -> NodeAgent {
         let (identity, store) = try open()
         let clock = SystemClock()
@@ -253,7 +287,9 @@ struct NodeCommand: AsyncParsableCommand {
         func run() async throws {
             bootstrapLogging()
             let logger = Logger(label: "ferry.node")
-            let service = NodeService(agent: try dir.agent(), intervalSeconds: interval, debounceSeconds: debounce, logger: logger)
+            var service = NodeService(agent: try dir.agent(), intervalSeconds: interval, debounceSeconds: debounce, logger: logger)
+            let nodeDir = dir
+            service.upgrade = { agent in try nodeDir.upgradeIfAvailable(agent) }
             let group = ServiceGroup(
                 configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
@@ -274,18 +310,28 @@ struct Sync: AsyncParsableCommand {
 
     func run() throws {
         bootstrapLogging(.error)
-        let agent = try dir.agent(batchBytes: batchBytes)
+        var agent = try dir.agent(batchBytes: batchBytes)
+        let progress: (SyncProgress) -> Void = { p in
+            switch p {
+            case .pushed(let b, let rows, let bytes): show(language.say("  已上传第 \(b) 批：\(rows) 行，\(bytes) 字节", "  sent batch \(b): \(rows) rows, \(bytes) bytes"))
+            case .pulled(let b, let rows, let bytes): show(language.say("  已接收第 \(b) 批：\(rows) 行，\(bytes) 字节", "  received batch \(b): \(rows) rows, \(bytes) bytes"))
+            }
+        }
         do {
-            let r = try agent.syncOnce { p in
-                switch p {
-                case .pushed(let b, let rows, let bytes): show(language.say("  已上传第 \(b) 批：\(rows) 行，\(bytes) 字节", "  sent batch \(b): \(rows) rows, \(bytes) bytes"))
-                case .pulled(let b, let rows, let bytes): show(language.say("  已接收第 \(b) 批：\(rows) 行，\(bytes) 字节", "  received batch \(b): \(rows) rows, \(bytes) bytes"))
-                }
+            var r = try agent.syncOnce(progress: progress)
+            if let upgraded = try dir.upgradeIfAvailable(agent) {
+                agent = upgraded
+                show(language.say("  已升级数据标准至 \(agent.store.standard.version)，数据库已迁移", "  moved to standard \(agent.store.standard.version); database migrated"))
+                let again = try agent.syncOnce(progress: progress)
+                r.pushedRows += again.pushedRows
+                r.pulledRows += again.pulledRows
+                r.conflicts += again.conflicts
+                r.seconds += again.seconds
             }
             print(language.say(
                 "同步完成：上传 \(r.pushedRows) 行，接收 \(r.pulledRows) 行，新冲突 \(r.conflicts) 条，用时 \(String(format: "%.1f", r.seconds)) 秒",
                 "sync done: sent \(r.pushedRows) rows, received \(r.pulledRows) rows, \(r.conflicts) new conflicts, \(String(format: "%.1f", r.seconds)) s"))
-        } catch {
+        } catch let error as SyncFailure {
             throw Failure(description: language.say("同步失败：\(error.messageZh)（\(error.message)）", "sync failed: \(error.message)") + (error.isRetryable ? language.say("。稍后会自动重试。", ". It will be retried.") : ""))
         }
     }

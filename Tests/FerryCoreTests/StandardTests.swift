@@ -89,3 +89,40 @@ struct ValidationTests {
         } throws: { ($0 as? CoreError)?.code == code }
     }
 }
+
+@Suite("Standard evolution")
+struct StandardEvolutionTests {
+    @Test("a changeset restricted to an older standard carries no table or column it lacks")
+    func restrictedDropsUnknownColumns() throws {
+        let old = try Repository.testStandard()
+        var cs = Samples.changeset
+        let v = Samples.version()
+        cs.tables[0].rows[0].cells.append(CellChange(column: "education", value: .text("phd"), version: v))
+        cs.tables.append(TableChanges(name: "project", rows: [RowChange(key: [.text("p1")], scope: "u-a", causalLength: 1, cells: [CellChange(column: "id", value: .text("p1"), version: v)])]))
+        let r = cs.restricted(to: old)
+        #expect(r.tables.map(\.name) == ["member", "attendance", "evaluation"])
+        #expect(!r.tables[0].rows[0].cells.contains { $0.column == "education" })
+        try r.validate(against: old, sender: .unit("u-a"))
+    }
+
+    @Test("additions are compatible; removals, narrowing and retyping are not")
+    func compatibility() throws {
+        let old = try Repository.testStandard()
+        var tables = old.tables
+        tables[1].columns.append(ColumnDefinition(name: "education", type: .text))
+        tables[1].columns[3].allowedValues?.append(.text("retired"))
+        let added = try Standard(name: old.name, version: StandardVersion(1, 1, 0), tables: tables)
+        #expect(StandardEvolution.incompatibilities(from: old, to: added).isEmpty)
+        var broken = old.tables
+        broken[1].columns[3].allowedValues = [.text("full")]
+        broken[2].columns[3].type = .text
+        broken[2].columns[3].minimum = nil
+        broken[2].columns[3].maximum = nil
+        broken.remove(at: 4)
+        let bad = try Standard(name: old.name, version: StandardVersion(1, 1, 0), tables: broken)
+        let problems = StandardEvolution.incompatibilities(from: old, to: bad).map(\.description)
+        #expect(problems.contains { $0.contains("member") && $0.contains("allowed values") })
+        #expect(problems.contains { $0.contains("evaluation") && $0.contains("type changed") })
+        #expect(problems.contains { $0.contains("attendance") && $0.contains("removed") })
+    }
+}

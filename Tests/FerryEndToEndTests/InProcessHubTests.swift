@@ -13,6 +13,8 @@ struct InProcessHub: HubConnection {
     let hub: Hub
     let node: NodeRecord
     var clockOffsetMillis: Int64 { 0 }
+    var hubStandardVersion: String? { hub.signedStandard.version }
+    func fetchStandard() throws(SyncFailure) -> SignedStandard { hub.signedStandard }
     func push(_ changeset: [UInt8]) throws(SyncFailure) -> PushAcknowledgement {
         do { return try hub.session { () throws(WireError) in try hub.push(from: node, body: changeset) } } catch { throw SyncFailure(error) }
     }
