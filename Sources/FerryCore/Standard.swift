@@ -149,12 +149,16 @@ public struct ColumnDefinition: Hashable, Sendable {
     public var maxLength: Int?
     public var classification: Classification
     public var label: Label?
+    /// `table.column` this column's value must exist in (checked where the unit writes).
+    public var references: ColumnReference?
 
     public init(
         name: String, type: ColumnType, nullable: Bool = true, defaultValue: Value? = nil,
         allowedValues: [Value]? = nil, minimum: Double? = nil, maximum: Double? = nil,
-        maxLength: Int? = nil, classification: Classification = .full, label: Label? = nil
+        maxLength: Int? = nil, classification: Classification = .full, label: Label? = nil,
+        references: ColumnReference? = nil
     ) {
+        self.references = references
         self.name = name
         self.type = type
         self.nullable = nullable
@@ -255,10 +259,23 @@ enum DateCheck {
     }
 }
 
+/// A column another column's values must be found in (`member.id`).
+public struct ColumnReference: Hashable, Sendable, CustomStringConvertible {
+    public var table: String
+    public var column: String
+    public init(table: String, column: String) {
+        self.table = table
+        self.column = column
+    }
+    public var description: String { "\(table).\(column)" }
+}
+
 /// One table of a standard.
 public struct TableDefinition: Hashable, Sendable {
     public var name: String
     public var label: Label?
+    /// The optional module the table belongs to (nil: every unit has it).
+    public var module: String?
     public var ownership: Ownership
     public var policy: ConflictPolicy
     /// Primary key column names, 1 to 4 of them, in key order.
@@ -319,6 +336,8 @@ public struct Standard: Hashable, Sendable {
     public let name: String
     public let version: StandardVersion
     public let tables: [TableDefinition]
+    public let indicators: [IndicatorDefinition]
+    public let modules: [ModuleDefinition]
     private let index: [String: Int]
 
     /// The largest number of synced columns a table may have (capture records changed
@@ -326,7 +345,10 @@ public struct Standard: Hashable, Sendable {
     public static let maxSyncedColumns = 63
     public static let maxPrimaryKeyColumns = 4
 
-    public init(name: String, version: StandardVersion, tables: [TableDefinition]) throws(CoreError) {
+    public init(
+        name: String, version: StandardVersion, tables: [TableDefinition], indicators: [IndicatorDefinition] = [],
+        modules: [ModuleDefinition] = []
+    ) throws(CoreError) {
         var index: [String: Int] = [:]
         for (i, t) in tables.enumerated() {
             try Standard.validate(t)
@@ -340,6 +362,28 @@ public struct Standard: Hashable, Sendable {
         self.version = version
         self.tables = tables
         self.index = index
+        self.indicators = indicators
+        self.modules = modules
+        let moduleNames = Set(modules.map(\.name))
+        for t in tables {
+            if let m = t.module, !moduleNames.contains(m) {
+                throw CoreError(.invalidStandard, "table '\(t.name)': module '\(m)' is not defined in a [[module]] entry")
+            }
+            for c in t.columns {
+                guard let r = c.references else { continue }
+                guard let target = self.table(named: r.table), let tc = target.column(named: r.column) else {
+                    throw CoreError(.invalidStandard, "table '\(t.name)', column '\(c.name)': references \(r), which is not defined")
+                }
+                guard target.primaryKey == [r.column] || tc.name == r.column && target.primaryKey.count == 1 else {
+                    throw CoreError(.invalidStandard, "table '\(t.name)', column '\(c.name)': references \(r), which is not the single-column key of '\(r.table)'")
+                }
+            }
+        }
+        var seen = Set<String>()
+        for i in indicators {
+            guard seen.insert(i.id).inserted else { throw CoreError(.invalidStandard, "indicator '\(i.id)' is defined twice") }
+            try validateIndicator(i)
+        }
     }
 
     public func table(named name: String) -> TableDefinition? { index[name].map { tables[$0] } }

@@ -50,8 +50,17 @@ public enum StandardFile {
         for t in try s.tables("table") {
             tables.append(try readTable(t))
         }
+        var modules: [ModuleDefinition] = []
+        for m in try s.optionalTables("module") {
+            let name = try m.string("name")
+            let mm = m.renamed("module '\(name)'")
+            modules.append(ModuleDefinition(name: name, label: try mm.label("label"), industries: try mm.optionalStrings("industries") ?? []))
+            try mm.finish()
+        }
+        var indicators: [IndicatorDefinition] = []
+        for i in try s.optionalTables("indicator") { indicators.append(try readIndicator(i)) }
         try s.finish()
-        return try Standard(name: name, version: version, tables: tables)
+        return try Standard(name: name, version: version, tables: tables, indicators: indicators, modules: modules)
     }
 
     static func readTable(_ s: Section) throws -> TableDefinition {
@@ -77,12 +86,15 @@ public enum StandardFile {
         guard let policy = ConflictPolicy(rawValue: policyText) else {
             throw t.error("policy '\(policyText)' is not one of \(ConflictPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        let module = try t.optionalString("module")
         let pk = try t.strings("primary_key")
         var columns: [ColumnDefinition] = []
         for c in try t.tables("column") { columns.append(try readColumn(c, table: name)) }
         try t.finish()
-        return TableDefinition(
+        var table = TableDefinition(
             name: name, label: label, ownership: ownership, policy: policy, primaryKey: pk, columns: columns)
+        table.module = module
+        return table
     }
 
     static func readColumn(_ s: Section, table: String) throws -> ColumnDefinition {
@@ -115,10 +127,48 @@ public enum StandardFile {
         }
         if maskText != nil, classText != "masked" { throw c.error("'mask' is only for classification = \"masked\"") }
         let label = try c.label("label")
+        var reference: ColumnReference? = nil
+        if let r = try c.optionalString("references") {
+            let parts = r.split(separator: ".").map(String.init)
+            guard parts.count == 2 else { throw c.error("references '\(r)' must be written table.column, e.g. \"member.id\"") }
+            reference = ColumnReference(table: parts[0], column: parts[1])
+        }
         try c.finish()
         return ColumnDefinition(
             name: name, type: type, nullable: nullable, defaultValue: defaultValue, allowedValues: allowed,
-            minimum: minimum, maximum: maximum, maxLength: maxLength, classification: classification, label: label)
+            minimum: minimum, maximum: maximum, maxLength: maxLength, classification: classification, label: label,
+            references: reference)
+    }
+
+    static func readIndicator(_ s: Section) throws -> IndicatorDefinition {
+        let id = try s.string("id")
+        let i = s.renamed("indicator '\(id)'")
+        let periodText = try i.optionalString("period") ?? "quarter"
+        guard let period = IndicatorPeriod(rawValue: periodText) else {
+            throw i.error("period '\(periodText)' is not one of month, quarter, year")
+        }
+        func measure(_ key: String) throws -> IndicatorMeasure? {
+            guard let m = try i.optionalTable(key) else { return nil }
+            var filter: [String: [Value]] = [:]
+            if let f = try m.optionalTable("filter") {
+                for k in f.table.keys {
+                    guard let values = try f.anyValues(k) else { continue }
+                    filter[k] = values
+                }
+                try f.finish()
+            }
+            let result = IndicatorMeasure(
+                table: try m.string("table"), sumColumn: try m.optionalString("sum"), dateColumn: try m.optionalString("date"), filter: filter)
+            try m.finish()
+            return result
+        }
+        guard let numerator = try measure("numerator") else { throw i.error("'numerator' is missing") }
+        let def = IndicatorDefinition(
+            id: id, label: try i.label("label"), unitText: try i.optionalString("unit") ?? "", period: period, numerator: numerator,
+            denominator: try measure("denominator"), scale: try i.optionalNumber("scale") ?? 1, target: try i.optionalNumber("target"),
+            lowerIsBetter: try i.optionalBool("lower_is_better") ?? false)
+        try i.finish()
+        return def
     }
 
     static func parseMask(_ s: String) -> MaskRule? {
@@ -152,7 +202,7 @@ final class Section {
 
     func error(_ message: String) -> SectionError { SectionError(message: "\(path): \(message)") }
 
-    private func raw(_ key: String) -> TOMLValueConvertible? {
+    func raw(_ key: String) -> TOMLValueConvertible? {
         used.insert(key)
         return table[key]
     }
@@ -202,6 +252,37 @@ final class Section {
         return try a.enumerated().map { (i, e) in
             guard let t = e.table else { throw error("[[\(key)]] entry \(i + 1) is not a table") }
             return Section(t, "\(path) [[\(key)]] \(i + 1)")
+        }
+    }
+
+    func optionalTables(_ key: String) throws -> [Section] {
+        guard table[key] != nil else {
+            _ = raw(key)
+            return []
+        }
+        return try tables(key)
+    }
+
+    func optionalTable(_ key: String) throws -> Section? {
+        guard let v = raw(key) else { return nil }
+        guard let t = v.table else { throw error("'\(key)' must be a table { … }") }
+        return Section(t, "\(path) \(key)")
+    }
+
+    func optionalStrings(_ key: String) throws -> [String]? {
+        guard table[key] != nil else { return nil }
+        return try strings(key)
+    }
+
+    /// A list of strings, whole numbers or booleans (as 0/1), for indicator filters.
+    func anyValues(_ key: String) throws -> [Value]? {
+        guard let v = raw(key) else { return nil }
+        guard let a = v.array else { throw error("'\(key)' must be a list of values") }
+        return try a.map { e in
+            if let s = e.string { return .text(s) }
+            if let b = e.bool { return .integer(b ? 1 : 0) }
+            if let n = e.int { return .integer(Int64(n)) }
+            throw error("'\(key)' holds a value that is not a string, whole number or boolean")
         }
     }
 

@@ -132,6 +132,20 @@ enum SchemaSQL {
             case .local: break
             }
         }
+        // References: a value must name an existing row where it is written (an attendance
+        // row for an unknown member is refused). Rows arriving from peers are not checked:
+        // across units and batches they may come in any order.
+        for c in t.columns {
+            guard let r = c.references else { continue }
+            let q = quote(c.name)
+            let exists = "EXISTS (SELECT 1 FROM \(quote(r.table)) WHERE \(quote(r.column)) = NEW.\(q))"
+            for (g, timing) in [("gri_\(c.name)", "INSERT"), ("gru_\(c.name)", "UPDATE OF \(q)")] {
+                refuse(
+                    g, timing, "NEW.\(q) IS NOT NULL AND NOT \(exists)",
+                    "table \(t.name): \(c.name) names no existing \(r.table) (\(r)); add that \(r.table) first",
+                    "表 \(t.name)：\(c.name) 对应的\(r.table)不存在，请先录入")
+            }
+        }
         if case .hub = role, case .unit = t.ownership {
             // The hub holds masked columns only masked; the unit owns the real value.
             for c in t.columns where c.classification != .full && c.isSynced {

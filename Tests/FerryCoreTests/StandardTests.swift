@@ -126,3 +126,29 @@ struct StandardEvolutionTests {
         #expect(problems.contains { $0.contains("attendance") && $0.contains("removed") })
     }
 }
+
+@Suite("The party-building standard")
+struct PartyBuildingStandardTests {
+    @Test("the built-in standard loads with its indicators, module and references")
+    func builtInLoads() throws {
+        let s = try StandardFile.builtIn()
+        #expect(s.name == "party-building")
+        #expect(s.indicators.count >= 9)
+        #expect(s.table(named: "research_project")?.module == "research")
+        #expect(s.table(named: "attendance")?.column(named: "member_id")?.references == ColumnReference(table: "member", column: "id"))
+        #expect(s.table(named: "member")?.column(named: "id_card_number")?.classification == .local)
+        for t in s.tables { #expect(t.label != nil, "table \(t.name) has a bilingual label") }
+    }
+
+    @Test("an indicator naming a missing column, or a table in an undefined module, is refused", arguments: [
+        ("[[indicator]]\nid = \"x\"\nnumerator = { table = \"member\", sum = \"age\" }", "indicator 'x': numerator sums 'member.age'"),
+        ("[[indicator]]\nid = \"x\"\nnumerator = { table = \"member\", filter = { status = [\"gone\"] } }", "never hold"),
+        ("[[table]]\nname = \"p\"\nownership = \"hub\"\nmodule = \"space\"\nprimary_key = [\"id\"]\n  [[table.column]]\n  name = \"id\"\n  type = \"text\"\n  nullable = false", "module 'space' is not defined"),
+    ])
+    func badDefinitionsRefused(extra: String, expected: String) throws {
+        let base = try String(contentsOfFile: Repository.path("Tests/Fixtures/test-standard.toml"), encoding: .utf8)
+        #expect {
+            try StandardFile.parse(base + "\n" + extra, file: "s.toml")
+        } throws: { "\($0)".contains(expected) }
+    }
+}

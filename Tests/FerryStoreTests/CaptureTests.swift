@@ -1,4 +1,5 @@
 import FerryCore
+import FerryStandardFile
 import FerryStore
 import FerryTestSupport
 import Foundation
@@ -98,5 +99,30 @@ struct CaptureTests {
         defer { p.cleanup() }
         try p.node.execute("INSERT INTO scratch (id, memo) VALUES (1, 'draft')")
         #expect(try p.node.extract(for: Peer(id: hubID, direction: .upstream)) == nil)
+    }
+}
+
+@Suite("The party-building standard in a unit database")
+struct PartyBuildingCaptureTests {
+    @Test("a record naming an unknown member is refused where it is written, in both languages")
+    func referencesCheckedAtCapture() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try ReplicaStore(
+            path: dir.file("unit.db"), standard: try StandardFile.builtIn(),
+            identity: .init(node: NodeID(unchecked: "u1-n1"), role: .unit("u1")), clock: ManualClock())
+        defer { try? store.close() }
+        let ok = try SQLiteShell.run(store.path, """
+            INSERT INTO branch (id, unit_id, name, established_on) VALUES ('b1', 'u1', '一支部', '2015-07-01');
+            INSERT INTO member (id, unit_id, branch_id, name, gender, birth_date, joined_on) VALUES ('m1', 'u1', 'b1', '张三', 'male', '1980-01-01', '2005-07-01');
+            INSERT INTO meeting (id, unit_id, branch_id, kind, held_on, topic) VALUES ('mt1', 'u1', 'b1', 'theme_day', '2026-11-20', '主题党日');
+            INSERT INTO attendance (meeting_id, member_id, unit_id) VALUES ('mt1', 'm1', 'u1');
+            """)
+        #expect(ok.status == 0, "\(ok.error)")
+        let bad = try SQLiteShell.run(store.path, "INSERT INTO attendance (meeting_id, member_id, unit_id) VALUES ('mt1', 'm404', 'u1');")
+        #expect(bad.status != 0)
+        #expect(bad.error.contains("member_id names no existing member") && bad.error.contains("请先录入"), "\(bad.error)")
+        let date = try SQLiteShell.run(store.path, "UPDATE meeting SET held_on = '2026-02-30' WHERE id = 'mt1';")
+        #expect(date.error.contains("meeting.held_on") && date.error.contains("不是有效日期"), "\(date.error)")
     }
 }
