@@ -5,6 +5,7 @@ import FerryTrust
 import FerryWire
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 
 /// An administrative mistake (a bad unit, an unknown node) with what to do about it.
@@ -49,6 +50,7 @@ public final class Hub: Sendable {
     private let olderStandards = Mutex<[String: Standard]>([:])
     /// The current standard with the hub's signature, served at GET /v1/standard.
     public let signedStandard: SignedStandard
+    let metrics = HubMetrics()
 
     public init(
         directory: String, standard: String? = nil, nodeID: NodeID = NodeID(unchecked: "hub"),
@@ -202,6 +204,7 @@ public final class Hub: Sendable {
                 tokenDigest: Trust.tokenDigest(request.token), publicKey: [UInt8](raw), hostname: String(request.hostname.prefix(128)), now: now)
             let unit = try registry.unit(node.unitID)
             registry.audit(node: node.id.rawValue, unit: node.unitID, action: "enrol", outcome: "ok", detail: request.hostname, now: now)
+            metrics.enrolments.increment()
             logger.info("node enrolled", metadata: ["node": "\(node.id)", "unit": "\(node.unitID)"])
             return EnrolResponse(
                 nodeID: node.id.rawValue, unitID: node.unitID, unitName: unit?.name ?? node.unitID, hubNodeID: nodeID.rawValue,
@@ -256,15 +259,23 @@ public final class Hub: Sendable {
 
     /// Runs `body` as one sync session, or refuses with `overloaded` when too many run.
     public func session<T>(_ body: () throws(WireError) -> T) throws(WireError) -> T {
-        let admitted = sessions.withLock { n -> Bool in
-            guard n < settings.maxConcurrentSessions else { return false }
+        let admitted = sessions.withLock { n -> Int? in
+            guard n < settings.maxConcurrentSessions else { return nil }
             n += 1
-            return true
+            return n
         }
-        guard admitted else {
+        guard let inFlight = admitted else {
+            metrics.sessionsShed.increment()
             throw WireError(.overloaded, "the hub is serving \(settings.maxConcurrentSessions) syncs; retry after the delay in Retry-After")
         }
-        defer { sessions.withLock { $0 -= 1 } }
+        metrics.sessionsInFlight.record(inFlight)
+        defer {
+            let left = sessions.withLock { n -> Int in
+                n -= 1
+                return n
+            }
+            metrics.sessionsInFlight.record(left)
+        }
         return try body()
     }
 
@@ -293,12 +304,18 @@ public final class Hub: Sendable {
                 detail: report.conflictsLogged + report.quarantined > 0 ? "\(report.conflictsLogged) conflicts, \(report.quarantined) quarantined" : nil,
                 now: now)
             try? registry.noteContact(node: node.id.rawValue, now: now)
+            metrics.batchesApplied.increment()
+            metrics.rowsApplied.increment(by: cs.rowCount)
+            metrics.bytesReceived.increment(by: body.count)
+            metrics.conflicts.increment(by: report.conflictsLogged)
+            metrics.quarantined.increment(by: report.quarantined)
             return PushAcknowledgement(
                 sequence: cs.batch.sequence, through: cs.batch.through, final: cs.batch.isFinal, rows: cs.rowCount,
                 cellsAdopted: report.cellsAdopted, conflicts: report.conflictsLogged, quarantined: report.quarantined)
         } catch {
             registry.audit(node: node.id.rawValue, unit: node.unitID, action: "push", bytes: body.count, outcome: error.code.rawValue, detail: error.message, now: now)
             logger.warning("push refused", metadata: ["node": "\(node.id)", "code": "\(error.code.rawValue)"])
+            metrics.error(error.code.rawValue)
             throw error
         }
     }
@@ -331,6 +348,8 @@ public final class Hub: Sendable {
                 node: node.id.rawValue, now: now, standardVersion: request.standardVersion, pendingRows: request.pendingRows, skew: skew,
                 synced: extracted == nil && request.pendingRows == 0)
             guard let cs = restricted else { return nil }
+            metrics.batchesSent.increment()
+            metrics.rowsSent.increment(by: cs.rowCount)
             registry.audit(node: node.id.rawValue, unit: node.unitID, action: "pull", batch: cs.batch.sequence, through: cs.batch.through, rows: cs.rowCount, outcome: "sent", now: now)
             return ChangesetCodec.encode(cs)
         } catch {

@@ -3,6 +3,7 @@ import FerryStore
 import FerryWire
 import Foundation
 import Logging
+import Metrics
 
 /// What one sync did.
 public struct SyncReport: Sendable, Equatable {
@@ -35,6 +36,7 @@ public final class NodeAgent: Sendable {
     public let batchBytes: Int
     let clock: any WallClock
     let logger: Logger
+    let metrics = NodeMetrics()
 
     public init(
         store: ReplicaStore, hub: any HubConnection, identity: NodeIdentity, clock: any WallClock,
@@ -71,6 +73,9 @@ public final class NodeAgent: Sendable {
                 report.pushedBatches += 1
                 report.pushedRows += cs.rowCount
                 report.pushedBytes += bytes.count
+                metrics.batchesUp.increment()
+                metrics.rowsUp.increment(by: cs.rowCount)
+                metrics.bytesUp.increment(by: bytes.count)
                 progress(.pushed(batch: report.pushedBatches, rows: cs.rowCount, bytes: bytes.count))
             }
             // Pull.
@@ -93,15 +98,25 @@ public final class NodeAgent: Sendable {
                 report.pulledRows += cs.rowCount
                 report.pulledBytes += bytes.count
                 report.conflicts += applied.conflictsLogged
+                metrics.batchesDown.increment()
+                metrics.rowsDown.increment(by: cs.rowCount)
+                metrics.bytesDown.increment(by: bytes.count)
+                metrics.conflicts.increment(by: applied.conflictsLogged)
                 progress(.pulled(batch: report.pulledBatches, rows: cs.rowCount, bytes: bytes.count))
             }
         } catch {
             note(["last_error": .text(error.message), "last_error_zh": .text(error.messageZh)])
             logger.warning("sync failed", metadata: ["error": "\(error.message)", "retryable": "\(error.isRetryable)"])
+            metrics.syncFailed.increment()
+            metrics.error(error.kind)
+            if let pending = try? store.pendingRows(for: hubPeer) { metrics.pendingRows.record(pending) }
             throw error
         }
         let finished = clock.nowMillis()
         report.seconds = Double(finished - started) / 1000
+        metrics.syncOK.increment()
+        metrics.lastSuccess.record(Double(finished) / 1000)
+        if let pending = try? store.pendingRows(for: hubPeer) { metrics.pendingRows.record(pending) }
         note([
             "last_sync_ok_at": .integer(Int64(finished)), "last_error": .null, "last_error_zh": .null,
             "last_received_rows": .integer(Int64(report.pulledRows)), "last_sent_rows": .integer(Int64(report.pushedRows)),

@@ -8,7 +8,10 @@ import FerryStore
 import FerryTrust
 import FerryWire
 import Foundation
+import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 // The `ferry` command: parses arguments, builds objects, runs them. No logic lives here.
@@ -35,6 +38,17 @@ struct Language: ParsableArguments {
 
 struct Failure: Error, CustomStringConvertible {
     let description: String
+}
+
+/// Bootstraps Prometheus metrics when `listen` (host:port) is set; returns the endpoint's
+/// Service to run beside the main one.
+func metricsService(_ listen: String?) throws -> (any Service)? {
+    guard let listen, !listen.isEmpty else { return nil }
+    let parts = listen.split(separator: ":")
+    guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--metrics must be host:port, e.g. 127.0.0.1:9470") }
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    return MetricsEndpoint.application(host: String(parts[0]), port: port) { registry.emitToBuffer() }
 }
 
 /// Structured logs to stderr (journald picks them up under systemd). Daemons log at `info`,
@@ -95,9 +109,11 @@ struct HubCommand: AsyncParsableCommand {
         @OptionGroup var dir: Dir
         @Option(name: .long, help: "Address to listen on, host:port (port 0 picks a free one).") var listen = "127.0.0.1:7700"
         @Option(name: .long, help: "Sync requests served at once; more get 503 + Retry-After.") var maxSessions = 32
+        @Option(name: .long, help: "Serve Prometheus metrics at http://host:port/metrics (off when unset).") var metrics: String?
 
         func run() async throws {
             bootstrapLogging()
+            let metricsApp = try metricsService(metrics)
             let parts = listen.split(separator: ":")
             guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700") }
             var settings = HubSettings()
@@ -109,7 +125,10 @@ struct HubCommand: AsyncParsableCommand {
                 // Written unbuffered: supervisors (and tests) wait for this line.
                 FileHandle.standardOutput.write(Data("ferry hub listening on http://\(parts[0]):\(bound) (standard \(hub.store.standard.name) \(hub.store.standard.version))\n".utf8))
             }
-            try await app.runService()
+            let logger = Logger(label: "ferry.hub")
+            let group = ServiceGroup(
+                configuration: .init(services: [app] + (metricsApp.map { [$0] } ?? []), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
         }
     }
 
@@ -283,15 +302,17 @@ struct NodeCommand: AsyncParsableCommand {
         @OptionGroup var dir: NodeDir
         @Option(name: .long, help: "Seconds between scheduled syncs.") var interval: Double = 300
         @Option(name: .long, help: "Seconds after the last local write before syncing it.") var debounce: Double = 5
+        @Option(name: .long, help: "Serve Prometheus metrics at http://host:port/metrics (off when unset).") var metrics: String?
 
         func run() async throws {
             bootstrapLogging()
+            let metricsApp = try metricsService(metrics)
             let logger = Logger(label: "ferry.node")
             var service = NodeService(agent: try dir.agent(), intervalSeconds: interval, debounceSeconds: debounce, logger: logger)
             let nodeDir = dir
             service.upgrade = { agent in try nodeDir.upgradeIfAvailable(agent) }
             let group = ServiceGroup(
-                configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                configuration: .init(services: [service] + (metricsApp.map { [$0] } ?? []), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
     }

@@ -38,6 +38,10 @@ struct HubAndNodesTests {
         #expect(try p.query(p.unitDB("u-b"), "SELECT name FROM org;") == [["卫健委"]])
         let status = try p.ferry(["status", "--dir", p.nodeDir("u-b"), "--lang", "en"])
         #expect(status.stdout.contains("Waiting to go up: 0 rows"))
+        // The hub's metrics count what it applied, without per-node labels.
+        let metrics = try runCommand("/usr/bin/curl", ["-s", "http://127.0.0.1:\(p.metricsPort)/metrics"])
+        #expect(metrics.stdout.contains("ferry_hub_rows_applied_total 6"), "\(metrics.stdout)")
+        #expect(!metrics.stdout.contains("u-a"))
     }
 
     @Test("concurrent edits at the hub and a unit converge by the table's policy")

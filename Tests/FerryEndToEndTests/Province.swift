@@ -26,8 +26,13 @@ final class Province: @unchecked Sendable {
         }
     }
 
+    /// Port of the hub's Prometheus endpoint.
+    let metricsPort = Int.random(in: 20000...29999)
+
     func startHub(maxSessions: Int = 32) throws {
-        hub = try ChildProcess(FerryBinary.path, ["hub", "serve", "--dir", hubDir, "--listen", "127.0.0.1:\(port)", "--max-sessions", String(maxSessions)])
+        hub = try ChildProcess(
+            FerryBinary.path,
+            ["hub", "serve", "--dir", hubDir, "--listen", "127.0.0.1:\(port)", "--max-sessions", String(maxSessions), "--metrics", "127.0.0.1:\(metricsPort)"])
         port = Int(try hub.waitFor("listening on http://127\\.0\\.0\\.1:(\\d+)"))!
     }
 
