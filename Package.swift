@@ -83,6 +83,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // A seeded sample province (org tree, reference data, years of unit records) as SQL
+        // statements, for the demo, end-to-end tests and benchmarks. Pure: opens no database.
+        .target(name: "FerrySample", dependencies: ["FerryCore"]),
         // Shared by test targets and the bench: temporary databases, the sqlite3 shell,
         // seeded randomness, the vector loader.
         .target(
@@ -93,7 +96,7 @@ let package = Package(
             name: "ferry",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryStandardFile", "FerryHub", "FerryHubServer", "FerryNode",
-                "FerryWire", "FerryTrust",
+                "FerryWire", "FerryTrust", "FerryHTTPClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -123,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "FerryStoreTests",
             dependencies: [
-                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport",
+                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport", "FerrySample",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

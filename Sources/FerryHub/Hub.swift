@@ -28,6 +28,9 @@ public struct HubSettings: Sendable {
     public var maxPullBytes = 4 << 20
     /// How long an enrolment token stays valid, seconds.
     public var tokenLifetimeSeconds: UInt64 = 7 * 24 * 3600
+    /// How long a request waits for a database locked by another process before the hub
+    /// answers 503 (retryable), seconds.
+    public var busyTimeoutSeconds: Double = 10
     public init() {}
 }
 
@@ -78,7 +81,8 @@ public final class Hub: Sendable {
         self.clock = clock
         self.logger = logger
         store = try ReplicaStore(
-            path: "\(directory)/hub.db", standard: parsed, identity: ReplicaIdentity(node: nodeID, role: .hub), clock: clock)
+            path: "\(directory)/hub.db", standard: parsed, identity: ReplicaIdentity(node: nodeID, role: .hub), clock: clock,
+            busyTimeoutSeconds: settings.busyTimeoutSeconds)
         registry = try HubRegistry(path: "\(directory)/registry.db")
         try Self.archive(text, version: parsed.version, directory: directory, key: key)
         signedStandard = SignedStandard(

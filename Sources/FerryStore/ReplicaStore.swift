@@ -78,7 +78,7 @@ public final class ReplicaStore: Sendable {
 
     public init(
         path: String, standard: Standard, identity: ReplicaIdentity, clock: any WallClock,
-        maxForwardDriftMillis: UInt64 = HybridLogicalClock.defaultMaxForwardDriftMillis
+        maxForwardDriftMillis: UInt64 = HybridLogicalClock.defaultMaxForwardDriftMillis, busyTimeoutSeconds: Double = 30
     ) throws {
         self.path = path
         self.standard = standard
@@ -86,7 +86,9 @@ public final class ReplicaStore: Sendable {
         self.clock = clock
         self.maxForwardDriftMillis = maxForwardDriftMillis
         var config = Configuration()
-        config.busyMode = .timeout(30)
+        // Another process (the clerk's sqlite3 shell, a backup) may hold the write lock; wait
+        // this long before giving up with a retryable error.
+        config.busyMode = .timeout(busyTimeoutSeconds)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
@@ -300,9 +302,20 @@ public final class ReplicaStore: Sendable {
         try write { db, nodes in try stamp(db, nodes) }
     }
 
+    /// Stamps captured writes in chunks, so a unit back from months offline stamps in
+    /// bounded memory.
     func stamp(_ db: Database, _ nodes: NodeTable) throws -> Int {
+        var total = 0
+        while true {
+            let n = try stampChunk(db, nodes, limit: 2000)
+            total += n
+            if n < 2000 { return total }
+        }
+    }
+
+    func stampChunk(_ db: Database, _ nodes: NodeTable, limit: Int) throws -> Int {
         let captured = try Row.fetchAll(
-            db, sql: "SELECT seq, tbl, op, mask, scope, k1, k2, k3, k4 FROM ferry_capture ORDER BY seq")
+            db, sql: "SELECT seq, tbl, op, mask, scope, k1, k2, k3, k4 FROM ferry_capture ORDER BY seq LIMIT ?", arguments: [limit])
         guard !captured.isEmpty else { return 0 }
         var counters = try loadCounters(db)
         // A captured write is stamped with the injected clock when Ferry stamps it, not

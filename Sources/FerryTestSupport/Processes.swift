@@ -8,7 +8,9 @@ public final class ChildProcess: @unchecked Sendable {
     private let errors = Mutex("")
 
     /// Starts `executable` with `arguments`; output is collected line by line.
-    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+    private var input: Pipe?
+
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdinText: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
@@ -18,6 +20,11 @@ public final class ChildProcess: @unchecked Sendable {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        if stdinText != nil {
+            let i = Pipe()
+            process.standardInput = i
+            input = i
+        }
         out.fileHandleForReading.readabilityHandler = { [weak self] h in
             let d = h.availableData
             if !d.isEmpty { self?.output.withLock { $0 += String(decoding: d, as: UTF8.self) } }
@@ -27,7 +34,11 @@ public final class ChildProcess: @unchecked Sendable {
             if !d.isEmpty { self?.errors.withLock { $0 += String(decoding: d, as: UTF8.self) } }
         }
         try process.run()
+        if let stdinText { input?.fileHandleForWriting.write(Data(stdinText.utf8)) }
     }
+
+    /// Closes the child's standard input (a shell then finishes and exits).
+    public func closeInput() { try? input?.fileHandleForWriting.close() }
 
     public var stdout: String { output.withLock { $0 } }
     public var stderr: String { errors.withLock { $0 } }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryCore
+import FerryHTTPClient
 import FerryHub
 import FerryHubServer
 import FerryNode
@@ -109,6 +110,8 @@ struct HubCommand: AsyncParsableCommand {
         @OptionGroup var dir: Dir
         @Option(name: .long, help: "Address to listen on, host:port (port 0 picks a free one).") var listen = "127.0.0.1:7700"
         @Option(name: .long, help: "Sync requests served at once; more get 503 + Retry-After.") var maxSessions = 32
+        @Option(name: .long, help: "Seconds a request waits for a database locked by another process before a retryable 503.")
+        var busyTimeout: Double = 10
         @Option(name: .long, help: "Serve Prometheus metrics at http://host:port/metrics (off when unset).") var metrics: String?
 
         func run() async throws {
@@ -118,6 +121,7 @@ struct HubCommand: AsyncParsableCommand {
             guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700") }
             var settings = HubSettings()
             settings.maxConcurrentSessions = maxSessions
+            settings.busyTimeoutSeconds = busyTimeout
             let text = try dir.standard.map { try String(contentsOfFile: $0, encoding: .utf8) }
             let hub = try Hub(directory: dir.dir, standard: text, settings: settings)
             let server = HubServer(hub: hub, host: String(parts[0]), port: port)
@@ -231,6 +235,29 @@ struct HubCommand: AsyncParsableCommand {
 
 struct NodeDir: ParsableArguments {
     @Option(name: .long, help: "The node's data directory.") var dir = "ferry-node"
+    @Option(name: .long, help: "Seconds to wait for a connection to the hub.") var connectTimeout = 20
+    @Option(name: .long, help: "Give up a transfer slower than --low-speed-limit bytes/s for this many seconds (a stalled link).")
+    var lowSpeedSeconds = 60
+    @Option(name: .long, help: "Bytes/s below which a transfer counts as stalled.") var lowSpeedLimit = 64
+    @Option(name: .long, help: "Longest one request may take, seconds.") var totalTimeout = 300
+    @Option(name: .long, help: "CA bundle to verify the hub's TLS certificate.") var caFile: String?
+    @Option(name: .long, help: "Pinned hub key for TLS, e.g. sha256//BASE64.") var pinnedKey: String?
+    @Option(name: .long, help: "HTTP proxy to reach the hub through.") var proxy: String?
+    @Option(name: .long, help: .hidden) var clockOffsetMs: Int64 = 0
+
+    var clock: SystemClock { SystemClock(offsetMillis: clockOffsetMs) }
+
+    var http: HTTPClientConfiguration {
+        var c = HTTPClientConfiguration()
+        c.connectTimeoutSeconds = connectTimeout
+        c.lowSpeedTimeSeconds = lowSpeedSeconds
+        c.lowSpeedLimitBytesPerSecond = lowSpeedLimit
+        c.totalTimeoutSeconds = totalTimeout
+        c.caFile = caFile
+        c.pinnedPublicKey = pinnedKey
+        c.proxy = proxy
+        return c
+    }
 
     func open(clock: any WallClock = SystemClock()) throws -> (NodeIdentity, ReplicaStore) {
         let identity = try NodeIdentity.load(directory: dir)
@@ -251,10 +278,10 @@ struct NodeDir: ParsableArguments {
     }
 
     func agent(batchBytes: Int = 64 * 1024) throws -> NodeAgent {
-        let (identity, store) = try open()
-        let clock = SystemClock()
+        let clock = self.clock
+        let (identity, store) = try open(clock: clock)
         return NodeAgent(
-            store: store, hub: try HTTPHubConnection(identity: identity, clock: clock), identity: identity, clock: clock,
+            store: store, hub: try HTTPHubConnection(identity: identity, clock: clock, configuration: http), identity: identity, clock: clock,
             batchBytes: batchBytes)
     }
 }
