@@ -83,6 +83,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // sd_notify (readiness, watchdog, status) spoken directly, and the watchdog Service.
+        .target(
+            name: "FerrySystemd",
+            dependencies: [.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
+        // The node's and the hub's config files: defaults, loading, validation, example files.
+        .target(name: "FerryConfig", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
         // A seeded sample province (org tree, reference data, years of unit records) as SQL
         // statements, for the demo, end-to-end tests and benchmarks. Pure: opens no database.
         .target(name: "FerrySample", dependencies: ["FerryCore"]),
@@ -116,12 +123,13 @@ let package = Package(
             name: "FerryNetBench",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryHub", "FerryHubServer", "FerryNode", "FerryTestSupport", "FerryTrust",
-                "FerryWire", .product(name: "Hummingbird", package: "hummingbird"),
+                "FerryWire", "FerrySample", "FerryStandardFile", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(
             name: "FerryCoreTests",
-            dependencies: ["FerryCore", "FerryStandardFile", "FerryTestSupport", "FerryWire"]
+            dependencies: ["FerryCore", "FerryStandardFile", "FerryTestSupport", "FerryWire", "FerryConfig", "FerrySystemd"]
         ),
         .testTarget(
             name: "FerryStoreTests",

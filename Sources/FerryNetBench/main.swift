@@ -1,7 +1,11 @@
-// End-to-end benchmark: one node pushing N changed rows to a hub over HTTP on loopback
-// (libcurl client, Hummingbird server, real SQLite files on both sides).
+// End-to-end benchmarks over HTTP on loopback (libcurl client, Hummingbird server, real
+// SQLite files on both sides):
 //
-//   swift run -c release FerryNetBench [rows]      (default 100000)
+//   swift run -c release FerryNetBench push [rows]   one node pushes N new rows (default 100000)
+//   swift run -c release FerryNetBench day           the reference unit's day of changes: wire
+//                                                    bytes against sqldiff --changeset, raw and gzip'd
+//
+// With no argument, both run.
 import FerryCore
 import FerryHub
 import FerryHubServer
@@ -13,7 +17,10 @@ import FerryWire
 import Foundation
 import Hummingbird
 
-let rows = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 100_000 : 100_000
+let mode = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "all"
+let rows = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 100_000 : 100_000
+if mode == "day" || mode == "all" { try await DayBench.run() }
+guard mode == "push" || mode == "all" else { exit(0) }
 let dir = try TemporaryDirectory("ferry-netbench")
 defer { dir.remove() }
 let standardText = try String(contentsOfFile: Repository.path("Tests/Fixtures/test-standard.toml"), encoding: .utf8)

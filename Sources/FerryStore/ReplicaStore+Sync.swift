@@ -90,9 +90,11 @@ extension ReplicaStore {
             return RowChange(key: key, scope: meta.scope, causalLength: meta.causalLength, cells: cells)
         }
         var wanted: [Int] = []
+        // Key columns and a unit row's unit travel once, in the row's header (key, scope).
+        let implied = Set(t.primaryKeyIndices + (t.isUnitWritable ? t.scopeColumn.flatMap(t.columnIndex(named:)).map { [$0] } ?? [] : []))
         for i in meta.cells.keys.sorted() {
             let c = meta.cells[i]!
-            guard c.seq > base, c.version.origin != peer.id else { continue }
+            guard c.seq > base, c.version.origin != peer.id, !implied.contains(i) else { continue }
             let col = t.columns[i]
             switch (col.classification, peer.direction) {
             case (.local, _): continue

@@ -1,0 +1,126 @@
+import FerryCore
+import FerryHub
+import FerryHubServer
+import FerryNode
+import FerrySample
+import FerryStandardFile
+import FerryStore
+import FerryTestSupport
+import FerryTrust
+import FerryWire
+import Foundation
+import GRDB
+import Hummingbird
+
+/// The reference unit (a 300-member county hospital with five years of history) syncs its
+/// history, then one day of changes; the day's bytes on the wire are compared with SQLite's
+/// own changeset of the same change (`sqldiff --changeset` between a plain copy of the
+/// database before and after the day), raw and gzip'd, measured in the same run.
+enum DayBench {
+    static func run() async throws {
+        let dir = try TemporaryDirectory("ferry-daybench")
+        defer { dir.remove() }
+        let province = SampleProvince.reference()
+        let unit = province.referenceUnit()
+        let standardText = try StandardFile.builtInText()
+        let hub = try Hub(directory: dir.file("hub"), standard: standardText)
+        try hub.store.executeAll(province.hubStatements().map { ($0.sql, $0.arguments) })
+        _ = try hub.addUnit(OrgUnit(id: "prov", name: "省", parentID: nil, level: .province, industry: nil, region: nil))
+        let token = try hub.addUnit(OrgUnit(id: unit.id, name: unit.name, parentID: "prov", level: .unit, industry: unit.industry?.rawValue, region: unit.regionCode))
+
+        let portBox = PortBox()
+        let app = HubServer(hub: hub, host: "127.0.0.1", port: 0).application { portBox.set($0) }
+        let serving = Task { try await app.runService() }
+        while portBox.get() == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        let url = "http://127.0.0.1:\(portBox.get())"
+        let key = SigningKey()
+        let answer = try HTTPHubConnection.enrol(hubURL: url, request: EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "bench"))
+        let identity = NodeIdentity(
+            hubURL: url, nodeID: answer.nodeID, unitID: answer.unitID, unitName: answer.unitName, hubNodeID: answer.hubNodeID,
+            hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: true)
+        let clock = SystemClock()
+        let store = try ReplicaStore(
+            path: dir.file("unit.db"), standard: hub.store.standard,
+            identity: ReplicaIdentity(node: try NodeID(answer.nodeID), role: .unit(unit.id)), clock: clock)
+
+        // A plain SQLite database with the same tables and no Ferry, for sqldiff.
+        let plainPath = dir.file("plain.db")
+        let plain = try DatabaseQueue(path: plainPath)
+        try plainWrite(plain) { db in for t in hub.store.standard.tables { try db.execute(sql: StandardSQL.createTable(t)) } }
+
+        var historyRows = 0
+        try province.unitStatements(unit.id) { chunk in
+            historyRows += chunk.count
+            try store.executeAll(chunk.map { ($0.sql, $0.arguments) })
+            try plainWrite(plain) { db in for st in chunk { try db.execute(sql: st.sql, arguments: StatementArguments(st.arguments.map(dbValue))) } }
+        }
+        let connection = try HTTPHubConnection(identity: identity, clock: clock)
+        let agent = NodeAgent(store: store, hub: connection, identity: identity, clock: clock, batchBytes: 256 * 1024)
+        let history = try agent.syncOnce()
+        try plain.close()
+        try FileManager.default.copyItem(atPath: plainPath, toPath: dir.file("before.db"))
+
+        let day = province.dayOfChanges(unit.id, day: "2026-12-01", seed: 7)
+        try store.executeAll(day.map { ($0.sql, $0.arguments) })
+        let plainAfter = try DatabaseQueue(path: plainPath)
+        try plainWrite(plainAfter) { db in for st in day { try db.execute(sql: st.sql, arguments: StatementArguments(st.arguments.map(dbValue))) } }
+        try plainAfter.close()
+
+        let before = connection.transferred
+        let report = try agent.syncOnce()
+        let after = connection.transferred
+        let wireUp = after.sent - before.sent
+        let wireDown = after.received - before.received
+
+        let changesetFile = dir.file("day.changeset")
+        let diff = try runCommand("/usr/bin/sqldiff", ["--changeset", changesetFile, dir.file("before.db"), plainPath])
+        guard diff.status == 0, let sqlite = FileManager.default.contents(atPath: changesetFile) else {
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "sqldiff failed (install sqlite3-tools): \(diff.stderr)"])
+        }
+        let sqliteGz = try Gzip.size(of: [UInt8](sqlite))
+        let ferry = wireUp + wireDown
+        print("Reference day: unit \(unit.id) (\(historyRows) history statements, \(history.pushedRows) rows synced first); \(day.count) statements in the day")
+        print("")
+        print("| measure | bytes | vs sqldiff --changeset gzip -6 |")
+        print("| --- | --- | --- |")
+        print("| Ferry, whole exchange on the wire (up \(wireUp) + down \(wireDown); gzip bodies, headers, signatures, clocks) | \(ferry) | \(String(format: "%.2f×", Double(ferry) / Double(sqliteGz))) |")
+        print("| Ferry changeset bodies before gzip (\(report.pushedRows) rows in \(report.pushedBatches) batches) | \(report.pushedBytes) | \(String(format: "%.2f×", Double(report.pushedBytes) / Double(sqliteGz))) |")
+        print("| sqldiff --changeset, raw | \(sqlite.count) | \(String(format: "%.2f×", Double(sqlite.count) / Double(sqliteGz))) |")
+        print("| sqldiff --changeset, gzip -6 | \(sqliteGz) | 1.00× |")
+        print("")
+        serving.cancel()
+        _ = await serving.result
+    }
+
+    /// GRDB's synchronous write, called from this async function on purpose (a benchmark step).
+    static func plainWrite(_ q: DatabaseQueue, _ body: (Database) throws -> Void) throws {
+        try q.inDatabase { db in try db.inTransaction { try body(db); return .commit } }
+    }
+
+    static func dbValue(_ v: Value) -> DatabaseValue {
+        switch v {
+        case .null: return .null
+        case .integer(let i): return i.databaseValue
+        case .real(let d): return d.databaseValue
+        case .text(let s): return s.databaseValue
+        case .blob(let b): return Data(b).databaseValue
+        }
+    }
+}
+
+enum Gzip {
+    static func size(of data: [UInt8]) throws -> Int {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        p.arguments = ["-6", "-c"]
+        let inp = Pipe(), out = Pipe()
+        p.standardInput = inp
+        p.standardOutput = out
+        try p.run()
+        let writer = Thread { inp.fileHandleForWriting.write(Data(data)); try? inp.fileHandleForWriting.close() }
+        writer.start()
+        let result = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return result.count
+    }
+}
