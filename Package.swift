@@ -103,7 +103,7 @@ let package = Package(
             name: "ferry",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryStandardFile", "FerryHub", "FerryHubServer", "FerryNode",
-                "FerryWire", "FerryTrust", "FerryHTTPClient",
+                "FerryWire", "FerryTrust", "FerryHTTPClient", "FerryConfig", "FerrySystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

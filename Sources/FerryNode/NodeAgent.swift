@@ -54,13 +54,16 @@ public final class NodeAgent: Sendable {
 
     /// Runs one exchange with the hub. On failure the error says whether to retry; what was
     /// acknowledged before it stays acknowledged.
-    public func syncOnce(progress: (SyncProgress) -> Void = { _ in }) throws(SyncFailure) -> SyncReport {
+    ///
+    /// `shouldStop` is asked between batches: when it says true (a shutdown began) the
+    /// exchange ends after the batch in flight, which is acknowledged or rolled back whole.
+    public func syncOnce(progress: (SyncProgress) -> Void = { _ in }, shouldStop: () -> Bool = { false }) throws(SyncFailure) -> SyncReport {
         let started = clock.nowMillis()
         var report = SyncReport()
         note(["last_attempt_at": .integer(Int64(started))])
         do throws(SyncFailure) {
             // Push.
-            while true {
+            while !shouldStop() {
                 let cs: Changeset?
                 do { cs = try store.extract(for: hubPeer, maxBytes: batchBytes) } catch { throw local("reading local changes failed: \(error)") }
                 guard let cs else { break }
@@ -79,7 +82,7 @@ public final class NodeAgent: Sendable {
                 progress(.pushed(batch: report.pushedBatches, rows: cs.rowCount, bytes: bytes.count))
             }
             // Pull.
-            while true {
+            while !shouldStop() {
                 let pending = (try? store.pendingRows(for: hubPeer)) ?? 0
                 let request = PullRequest(
                     maxBytes: batchBytes, standardVersion: store.standard.version.description, pendingRows: pending,

@@ -3,6 +3,7 @@ import FerryStore
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// The node daemon's loop: sync on a schedule, soon after local writes, and back off with
 /// jitter after failures (never sooner than the hub's Retry-After).
@@ -11,6 +12,8 @@ public struct NodeService: Service {
     /// Called after each successful sync: returns a new agent when the node moved to a newer
     /// standard (its database migrated), nil otherwise.
     public var upgrade: @Sendable (NodeAgent) throws -> NodeAgent? = { _ in nil }
+    /// Called whenever the loop makes progress (the watchdog pings only while it does).
+    public var heartbeat: @Sendable () -> Void = {}
     /// Seconds between scheduled syncs when nothing changes (default 300).
     public var intervalSeconds: Double
     /// Seconds to wait after the last local write before syncing it (default 5).
@@ -27,13 +30,23 @@ public struct NodeService: Service {
     }
 
     public func run() async throws {
+        let stopping = StopFlag()
+        try await withGracefulShutdownHandler {
+            try await loop(stopping)
+        } onGracefulShutdown: {
+            stopping.set()
+        }
+    }
+
+    func loop(_ stopping: StopFlag) async throws {
         var failures = 0
         var agent = self.agent
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        while !Task.isCancelled && !stopping.isSet {
+            heartbeat()
             var wait: Double
             do {
                 let current = agent
-                _ = try await Self.inBackground { () throws(SyncFailure) in try current.syncOnce() }
+                _ = try await Self.inBackground { () throws(SyncFailure) in try current.syncOnce(shouldStop: { stopping.isSet }) }
                 failures = 0
                 wait = intervalSeconds
                 do {
@@ -52,22 +65,30 @@ public struct NodeService: Service {
                     : max(intervalSeconds, retry.capSeconds)
                 logger.info("next attempt", metadata: ["in_seconds": "\(Int(wait))", "failures": "\(failures)"])
             }
-            if wait > 0 { try? await waitForWork(upTo: wait, agent: agent) }
+            if wait > 0 && !stopping.isSet { try? await waitForWork(upTo: wait, agent: agent, stopping: stopping) }
         }
     }
 
     /// Sleeps up to `seconds`, returning early once local writes have settled for the debounce.
-    func waitForWork(upTo seconds: Double, agent: NodeAgent) async throws {
+    func waitForWork(upTo seconds: Double, agent: NodeAgent, stopping: StopFlag) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         var changedSince: Date? = nil
-        while Date() < deadline && !Task.isShuttingDownGracefully {
+        while Date() < deadline && !stopping.isSet {
             try await Task.sleep(for: .seconds(1))
+            heartbeat()
             let captured = (try? agent.store.capturedWrites()) ?? 0
             if captured > 0 {
                 if changedSince == nil { changedSince = Date() }
                 if Date().timeIntervalSince(changedSince!) >= debounceSeconds { return }
             }
         }
+    }
+
+    /// Set once a graceful shutdown begins; read from the sync thread between batches.
+    final class StopFlag: Sendable {
+        private let flag = Mutex(false)
+        func set() { flag.withLock { $0 = true } }
+        var isSet: Bool { flag.withLock { $0 } }
     }
 
     /// Runs blocking work (SQLite, libcurl) on a thread of its own, off the cooperative pool.

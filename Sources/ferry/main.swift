@@ -1,4 +1,5 @@
 import ArgumentParser
+import FerryConfig
 import FerryCore
 import FerryHTTPClient
 import FerryHub
@@ -6,6 +7,7 @@ import FerryHubServer
 import FerryNode
 import FerryStandardFile
 import FerryStore
+import FerrySystemd
 import FerryTrust
 import FerryWire
 import Foundation
@@ -22,7 +24,36 @@ struct Ferry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Federated sync of unit records with their supervisor's hub. 单位数据与上级同步。",
-        subcommands: [HubCommand.self, NodeCommand.self, Sync.self, Status.self, Record.self, Conflicts.self, StandardCommand.self])
+        subcommands: [
+            HubCommand.self, NodeCommand.self, Sync.self, Status.self, Record.self, Conflicts.self, StandardCommand.self,
+            ConfigCommand.self,
+        ])
+}
+
+/// Sends STOPPING=1 to systemd as soon as a graceful shutdown begins.
+struct StopNotice: Service {
+    let notifier: SystemdNotifier
+    func run() async throws {
+        try? await gracefulShutdown()
+        _ = try? notifier.stopping()
+    }
+}
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "config", abstract: "Check a config file.", subcommands: [Check.self])
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a node or hub config file; prints the first wrong key.")
+        @Option(name: .long, help: "node or hub") var role = "node"
+        @Argument var file: String
+        func run() throws {
+            switch role {
+            case "node": _ = try NodeConfig.load(path: file)
+            case "hub": _ = try HubConfig.load(path: file)
+            default: throw ValidationError("--role must be node or hub")
+            }
+            print("\(file): valid \(role) config")
+        }
+    }
 }
 
 /// The language of clerk-facing text: `--lang`, else the locale (LANG/LC_ALL starting "zh").
@@ -114,24 +145,46 @@ struct HubCommand: AsyncParsableCommand {
         var busyTimeout: Double = 10
         @Option(name: .long, help: "Serve Prometheus metrics at http://host:port/metrics (off when unset).") var metrics: String?
 
+        @Option(name: .long, help: "The hub's config file (TOML; see deploy/ferry-hub.toml.example). Its values replace the flags.")
+        var config: String?
+
         func run() async throws {
-            bootstrapLogging()
-            let metricsApp = try metricsService(metrics)
-            let parts = listen.split(separator: ":")
-            guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700") }
+            var listen = self.listen
             var settings = HubSettings()
             settings.maxConcurrentSessions = maxSessions
             settings.busyTimeoutSeconds = busyTimeout
-            let text = try dir.standard.map { try String(contentsOfFile: $0, encoding: .utf8) }
-            let hub = try Hub(directory: dir.dir, standard: text, settings: settings)
+            var directory = dir.dir
+            var standardPath = dir.standard
+            var metricsListen = metrics
+            var level = Logger.Level.info
+            if let config {
+                let c = try HubConfig.load(path: config)
+                listen = c.listen
+                directory = c.dir
+                standardPath = c.standard.isEmpty ? nil : c.standard
+                settings.maxConcurrentSessions = c.maxConcurrentSessions
+                settings.maxBodyBytes = c.maxBodyBytes
+                settings.tokenLifetimeSeconds = UInt64(c.tokenLifetimeDays) * 86_400
+                metricsListen = c.metrics.listen
+                level = Logger.Level(rawValue: c.log.level) ?? .info
+            }
+            bootstrapLogging(level)
+            let metricsApp = try metricsService(metricsListen)
+            let parts = listen.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700") }
+            let text = try standardPath.map { try String(contentsOfFile: $0, encoding: .utf8) }
+            let hub = try Hub(directory: directory, standard: text, settings: settings)
             let server = HubServer(hub: hub, host: String(parts[0]), port: port)
+            let notifier = SystemdNotifier()
             let app = server.application { bound in
                 // Written unbuffered: supervisors (and tests) wait for this line.
                 FileHandle.standardOutput.write(Data("ferry hub listening on http://\(parts[0]):\(bound) (standard \(hub.store.standard.name) \(hub.store.standard.version))\n".utf8))
+                _ = try? notifier.ready(status: "serving on \(parts[0]):\(bound)")
             }
             let logger = Logger(label: "ferry.hub")
-            let group = ServiceGroup(
-                configuration: .init(services: [app] + (metricsApp.map { [$0] } ?? []), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            // The watchdog goes first so it stops last; the hub's liveness is the process itself.
+            let services: [any Service] = [WatchdogService(notifier: notifier, liveness: { true }), StopNotice(notifier: notifier), app] + (metricsApp.map { [$0] } ?? [])
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
     }
@@ -331,15 +384,52 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Seconds after the last local write before syncing it.") var debounce: Double = 5
         @Option(name: .long, help: "Serve Prometheus metrics at http://host:port/metrics (off when unset).") var metrics: String?
 
+        @Option(name: .long, help: "The node's config file (TOML; see deploy/ferry-node.toml.example). Its values replace the flags.")
+        var config: String?
+
         func run() async throws {
-            bootstrapLogging()
-            let metricsApp = try metricsService(metrics)
+            var nodeDir = dir
+            var interval = self.interval
+            var debounce = self.debounce
+            var batchBytes = 64 * 1024
+            var retry = RetryPolicy()
+            var metricsListen = metrics
+            var level = Logger.Level.info
+            if let config {
+                let c = try NodeConfig.load(path: config)
+                nodeDir.dir = c.dir
+                interval = Double(c.sync.intervalSeconds)
+                debounce = Double(c.sync.debounceSeconds)
+                batchBytes = c.sync.batchBytes
+                nodeDir.connectTimeout = c.http.connectTimeoutSeconds
+                nodeDir.totalTimeout = c.http.totalTimeoutSeconds
+                nodeDir.lowSpeedLimit = c.http.lowSpeedBytesPerSecond
+                nodeDir.lowSpeedSeconds = c.http.lowSpeedSeconds
+                nodeDir.caFile = c.http.caFile.isEmpty ? nil : c.http.caFile
+                nodeDir.pinnedKey = c.http.pinnedPublicKey.isEmpty ? nil : c.http.pinnedPublicKey
+                nodeDir.proxy = c.http.proxy.isEmpty ? nil : c.http.proxy
+                retry = RetryPolicy(baseSeconds: Double(c.retry.baseSeconds), capSeconds: Double(c.retry.capSeconds))
+                metricsListen = c.metrics.listen
+                level = Logger.Level(rawValue: c.log.level) ?? .info
+            }
+            bootstrapLogging(level)
+            let metricsApp = try metricsService(metricsListen)
             let logger = Logger(label: "ferry.node")
-            var service = NodeService(agent: try dir.agent(), intervalSeconds: interval, debounceSeconds: debounce, logger: logger)
-            let nodeDir = dir
-            service.upgrade = { agent in try nodeDir.upgradeIfAvailable(agent) }
-            let group = ServiceGroup(
-                configuration: .init(services: [service] + (metricsApp.map { [$0] } ?? []), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            var service = NodeService(
+                agent: try nodeDir.agent(batchBytes: batchBytes), intervalSeconds: interval, debounceSeconds: debounce, retry: retry, logger: logger)
+            let upgradeDir = nodeDir
+            service.upgrade = { agent in try upgradeDir.upgradeIfAvailable(agent) }
+            let heartbeat = Heartbeat()
+            service.heartbeat = { heartbeat.beat() }
+            let notifier = SystemdNotifier()
+            // A sync may legitimately take the whole total timeout; beyond that plus slack the
+            // loop is hung and systemd should restart it.
+            let watchdog = WatchdogService(
+                notifier: notifier, liveness: heartbeat.liveness(maxSilence: .seconds(nodeDir.totalTimeout + 120)),
+                onWithheld: { logger.error("watchdog ping withheld: the sync loop made no progress") })
+            _ = try? notifier.ready(status: "node \(service.agent.identity.nodeID) syncing with \(service.agent.identity.hubURL)")
+            let services: [any Service] = [watchdog, StopNotice(notifier: notifier), service] + (metricsApp.map { [$0] } ?? [])
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
     }
