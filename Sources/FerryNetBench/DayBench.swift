@@ -88,8 +88,47 @@ enum DayBench {
         print("| sqldiff --changeset, raw | \(sqlite.count) | \(String(format: "%.2f×", Double(sqlite.count) / Double(sqliteGz))) |")
         print("| sqldiff --changeset, gzip -6 | \(sqliteGz) | 1.00× |")
         print("")
+
+        // The next day through a weak link: 64 kbit/s, 300 ms each way, connections cut at
+        // random (seeded) so that about one batch in ten is lost and resent.
+        let rate = 8_000
+        let proxy = try FaultProxy(upstreamPort: portBox.get(), plan: FaultPlan(latencyMillis: 300, bytesPerSecond: rate, cutAfterBytes: 6_000...60_000, seed: 11))
+        var weak = identity
+        weak.hubURL = "http://127.0.0.1:\(proxy.port)"
+        let weakConnection = try HTTPHubConnection(identity: weak, clock: clock)
+        let weakAgent = NodeAgent(store: store, hub: weakConnection, identity: weak, clock: clock)
+        let day2 = province.dayOfChanges(unit.id, day: "2026-12-02", seed: 8)
+        try store.executeAll(day2.map { ($0.sql, $0.arguments) })
+        let started = Date()
+        let attempts = try syncUntilDone(weakAgent)
+        let seconds = Date().timeIntervalSince(started)
+        let moved = weakConnection.transferred.sent + weakConnection.transferred.received
+        let floor = Double(moved) / Double(rate)
+        let dbFile = try Gzip.size(of: [UInt8](FileManager.default.contents(atPath: store.path) ?? Data()))
+        print("The next day over 64 kbit/s with 300 ms latency each way and random cuts (\(proxy.stats.cuts) cuts, \(attempts) attempts):")
+        print("")
+        print("| measure | value |")
+        print("| --- | --- |")
+        print("| wall time of the exchange | \(String(format: "%.1f", seconds)) s |")
+        print("| floor: bytes on the wire (\(moved)) ÷ link rate | \(String(format: "%.1f", floor)) s |")
+        print("| wall time ÷ floor | \(String(format: "%.2f×", seconds / floor)) (goal ≤ 1.5×) |")
+        proxy.stop()
+        print("| one upload of the whole database file, gzip'd (\(dbFile) bytes), at the same rate | \(String(format: "%.0f", Double(dbFile) / Double(rate))) s (\(String(format: "%.0f×", Double(dbFile) / Double(rate) / seconds)) Ferry's time) |")
+        print("")
         serving.cancel()
         _ = await serving.result
+    }
+
+    static func syncUntilDone(_ agent: NodeAgent) throws -> Int {
+        for attempt in 1...50 {
+            do {
+                _ = try agent.syncOnce()
+                return attempt
+            } catch {
+                if !error.isRetryable { throw error }
+            }
+        }
+        throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "no success in 50 attempts"])
     }
 
     /// GRDB's synchronous write, called from this async function on purpose (a benchmark step).
