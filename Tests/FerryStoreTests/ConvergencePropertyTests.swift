@@ -263,7 +263,11 @@ final class Schedule {
             return
         }
         let now = try row(rep.store, spec.name, key) ?? [:]
-        for c in synced {
+        // Key columns and a unit row's unit are immutable and travel in the row header, not
+        // as versioned cells: nothing to lose there.
+        var implied = Set(t.primaryKey)
+        if case .unit(let s) = t.ownership { implied.insert(s) }
+        for c in synced where !implied.contains(c) {
             guard let v = try rep.store.cellVersion(table: spec.name, key: key, column: c), v != before[c] else { continue }
             let cell = Cell(table: spec.name, key: key, column: c)
             ancestors[CellVersionKey(cell: cell, id: v.id)] = knowledge(before[c], cell)
