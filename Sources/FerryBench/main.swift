@@ -141,20 +141,6 @@ let plainApply = try best(setup: plainDatabase) { p in try p.write { try insertA
 report("apply (decode + validate + merge), rows/s", rate(extracted, applyTime), rate(rows, plainApply), plainApply / applyTime, "≥ 0.5× plain speed")
 
 // 5. Bytes per changed row.
-func gzipSize(_ data: [UInt8]) throws -> Int {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/gzip")
-    p.arguments = ["-6", "-c"]
-    let inp = Pipe(), out = Pipe()
-    p.standardInput = inp
-    p.standardOutput = out
-    try p.run()
-    let writerThread = Thread { inp.fileHandleForWriting.write(Data(data)); try? inp.fileHandleForWriting.close() }
-    writerThread.start()
-    let result = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return result.count
-}
 let rawBytes = encoded.reduce(0) { $0 + $1.count }
 let gzBytes = try encoded.reduce(0) { $0 + (try gzipSize($1)) }
 lines.append("| encoded insert, bytes/row (raw / gzip -6) | \(String(format: "%.1f / %.1f", Double(rawBytes) / Double(extracted), Double(gzBytes) / Double(extracted))) | – | – | reported |")

@@ -126,7 +126,17 @@ public final class HubRegistry: Sendable {
             guard let t = try Row.fetchOne(db, sql: "SELECT unit_id, expires_at, used_at FROM tokens WHERE digest = ?", arguments: [tokenDigest]) else {
                 throw WireError(.tokenInvalid, "this enrolment token is not known to the hub; check it was typed correctly, or ask the supervisor for a new one")
             }
-            if (t[2] as Int64?) != nil { throw WireError(.tokenUsed, "this enrolment token was already used; each token enrols one node. Ask the supervisor for a new one") }
+            if (t[2] as Int64?) != nil {
+                // A node whose enrolment answer was lost on a bad link retries with the same
+                // key: give it the same record instead of burning the token.
+                if let usedBy = try String.fetchOne(db, sql: "SELECT used_by FROM tokens WHERE digest = ?", arguments: [tokenDigest]),
+                    let existing = try Row.fetchOne(db, sql: "SELECT \(Self.nodeColumns) FROM nodes WHERE id = ?", arguments: [usedBy]).map(Self.nodeRecord),
+                    existing.publicKey == publicKey, existing.revokedAt == nil
+                {
+                    return existing
+                }
+                throw WireError(.tokenUsed, "this enrolment token was already used; each token enrols one node. Ask the supervisor for a new one")
+            }
             if UInt64(t[1] as Int64) < now { throw WireError(.tokenExpired, "this enrolment token has expired; ask the supervisor for a new one") }
             let unitID: String = t[0]
             let n = try Int.fetchOne(db, sql: "SELECT count(*) FROM nodes WHERE unit_id = ?", arguments: [unitID]) ?? 0

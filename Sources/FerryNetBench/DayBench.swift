@@ -22,26 +22,11 @@ enum DayBench {
         defer { dir.remove() }
         let province = SampleProvince.reference()
         let unit = province.referenceUnit()
-        let standardText = try StandardFile.builtInText()
-        let hub = try Hub(directory: dir.file("hub"), standard: standardText)
-        try hub.store.executeAll(province.hubStatements().map { ($0.sql, $0.arguments) })
-        _ = try hub.addUnit(OrgUnit(id: "prov", name: "省", parentID: nil, level: .province, industry: nil, region: nil))
-        let token = try hub.addUnit(OrgUnit(id: unit.id, name: unit.name, parentID: "prov", level: .unit, industry: unit.industry?.rawValue, region: unit.regionCode))
-
-        let portBox = PortBox()
-        let app = HubServer(hub: hub, host: "127.0.0.1", port: 0).application { portBox.set($0) }
-        let serving = Task { try await app.runService() }
-        while portBox.get() == 0 { try await Task.sleep(for: .milliseconds(20)) }
-        let url = "http://127.0.0.1:\(portBox.get())"
-        let key = SigningKey()
-        let answer = try HTTPHubConnection.enrol(hubURL: url, request: EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "bench"))
-        let identity = NodeIdentity(
-            hubURL: url, nodeID: answer.nodeID, unitID: answer.unitID, unitName: answer.unitName, hubNodeID: answer.hubNodeID,
-            hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: true)
-        let clock = SystemClock()
-        let store = try ReplicaStore(
-            path: dir.file("unit.db"), standard: hub.store.standard,
-            identity: ReplicaIdentity(node: try NodeID(answer.nodeID), role: .unit(unit.id)), clock: clock)
+        let bench = try await BenchHub.start(
+            directory: dir, standard: try StandardFile.builtInText(),
+            unit: OrgUnit(id: unit.id, name: unit.name, parentID: "prov", level: .unit, industry: unit.industry?.rawValue, region: unit.regionCode),
+            hubStatements: province.hubStatements().map { ($0.sql, $0.arguments) })
+        let (hub, identity, store, clock) = (bench.hub, bench.identity, bench.store, bench.clock)
 
         // A plain SQLite database with the same tables and no Ferry, for sqldiff.
         let plainPath = dir.file("plain.db")
@@ -77,7 +62,7 @@ enum DayBench {
         guard diff.status == 0, let sqlite = FileManager.default.contents(atPath: changesetFile) else {
             throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "sqldiff failed (install sqlite3-tools): \(diff.stderr)"])
         }
-        let sqliteGz = try Gzip.size(of: [UInt8](sqlite))
+        let sqliteGz = try gzipSize([UInt8](sqlite))
         let ferry = wireUp + wireDown
         print("Reference day: unit \(unit.id) (\(historyRows) history statements, \(history.pushedRows) rows synced first); \(day.count) statements in the day")
         print("")
@@ -92,7 +77,7 @@ enum DayBench {
         // The next day through a weak link: 64 kbit/s, 300 ms each way, connections cut at
         // random (seeded) so that about one batch in ten is lost and resent.
         let rate = 8_000
-        let proxy = try FaultProxy(upstreamPort: portBox.get(), plan: FaultPlan(latencyMillis: 300, bytesPerSecond: rate, cutAfterBytes: 6_000...60_000, seed: 11))
+        let proxy = try FaultProxy(upstreamPort: bench.port, plan: FaultPlan(latencyMillis: 300, bytesPerSecond: rate, cutAfterBytes: 6_000...60_000, seed: 11))
         var weak = identity
         weak.hubURL = "http://127.0.0.1:\(proxy.port)"
         let weakConnection = try HTTPHubConnection(identity: weak, clock: clock)
@@ -104,7 +89,7 @@ enum DayBench {
         let seconds = Date().timeIntervalSince(started)
         let moved = weakConnection.transferred.sent + weakConnection.transferred.received
         let floor = Double(moved) / Double(rate)
-        let dbFile = try Gzip.size(of: [UInt8](FileManager.default.contents(atPath: store.path) ?? Data()))
+        let dbFile = try gzipSize([UInt8](FileManager.default.contents(atPath: store.path) ?? Data()))
         print("The next day over 64 kbit/s with 300 ms latency each way and random cuts (\(proxy.stats.cuts) cuts, \(attempts) attempts):")
         print("")
         print("| measure | value |")
@@ -115,8 +100,7 @@ enum DayBench {
         proxy.stop()
         print("| one upload of the whole database file, gzip'd (\(dbFile) bytes), at the same rate | \(String(format: "%.0f", Double(dbFile) / Double(rate))) s (\(String(format: "%.0f×", Double(dbFile) / Double(rate) / seconds)) Ferry's time) |")
         print("")
-        serving.cancel()
-        _ = await serving.result
+        await bench.stop()
     }
 
     static func syncUntilDone(_ agent: NodeAgent) throws -> Int {
@@ -144,22 +128,5 @@ enum DayBench {
         case .text(let s): return s.databaseValue
         case .blob(let b): return Data(b).databaseValue
         }
-    }
-}
-
-enum Gzip {
-    static func size(of data: [UInt8]) throws -> Int {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/gzip")
-        p.arguments = ["-6", "-c"]
-        let inp = Pipe(), out = Pipe()
-        p.standardInput = inp
-        p.standardOutput = out
-        try p.run()
-        let writer = Thread { inp.fileHandleForWriting.write(Data(data)); try? inp.fileHandleForWriting.close() }
-        writer.start()
-        let result = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return result.count
     }
 }

@@ -23,27 +23,10 @@ if mode == "day" || mode == "all" { try await DayBench.run() }
 guard mode == "push" || mode == "all" else { exit(0) }
 let dir = try TemporaryDirectory("ferry-netbench")
 defer { dir.remove() }
-let standardText = try String(contentsOfFile: Repository.path("Tests/Fixtures/test-standard.toml"), encoding: .utf8)
-let hub = try Hub(directory: dir.file("hub"), standard: standardText)
-_ = try hub.addUnit(OrgUnit(id: "prov", name: "省", parentID: nil, level: .province, industry: nil, region: nil))
-let token = try hub.addUnit(OrgUnit(id: "u-a", name: "单位", parentID: "prov", level: .unit, industry: "medical", region: nil))
-
-let portBox = PortBox()
-let server = HubServer(hub: hub, host: "127.0.0.1", port: 0)
-let app = server.application { port in portBox.set(port) }
-let serving = Task { try await app.runService() }
-while portBox.get() == 0 { try await Task.sleep(for: .milliseconds(20)) }
-let url = "http://127.0.0.1:\(portBox.get())"
-
-let key = SigningKey()
-let answer = try HTTPHubConnection.enrol(hubURL: url, request: EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "bench"))
-let identity = NodeIdentity(
-    hubURL: url, nodeID: answer.nodeID, unitID: answer.unitID, unitName: answer.unitName, hubNodeID: answer.hubNodeID,
-    hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: true)
-let clock = SystemClock()
-let store = try ReplicaStore(
-    path: dir.file("unit.db"), standard: hub.store.standard,
-    identity: ReplicaIdentity(node: try NodeID(answer.nodeID), role: .unit("u-a")), clock: clock)
+let bench = try await BenchHub.start(
+    directory: dir, standard: try String(contentsOfFile: Repository.path("Tests/Fixtures/test-standard.toml"), encoding: .utf8),
+    unit: OrgUnit(id: "u-a", name: "单位", parentID: "prov", level: .unit, industry: "medical", region: nil))
+let (hub, identity, store, clock) = (bench.hub, bench.identity, bench.store, bench.clock)
 try store.executeAll((0..<rows).map { i in
     (
         "INSERT INTO member (id, unit_id, name, status, join_date, phone, note) VALUES (?, 'u-a', ?, 'full', '2020-05-04', ?, ?)",
@@ -68,12 +51,4 @@ print("| --- | --- |")
 print("| push throughput | \(String(format: "%.0f", Double(rows) / seconds)) rows/s (\(String(format: "%.2f", seconds)) s, \(report.pushedBatches) batches) |")
 print("| changeset bytes (uncompressed) | \(report.pushedBytes) (\(String(format: "%.1f", Double(report.pushedBytes) / Double(rows))) B/row) |")
 print("| bytes on the wire up / down (gzip bodies, headers, signatures) | \(wire.sent) / \(wire.received) (\(String(format: "%.1f", Double(wire.sent) / Double(rows))) B/row up) |")
-serving.cancel()
-_ = await serving.result
-
-final class PortBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var port = 0
-    func set(_ p: Int) { lock.lock(); port = p; lock.unlock() }
-    func get() -> Int { lock.lock(); defer { lock.unlock() }; return port }
-}
+await bench.stop()

@@ -127,3 +127,23 @@ public enum FerryBinary {
         return Repository.path(".build/debug/ferry")
     }
 }
+
+/// The size of `data` compressed by `gzip -6`: the baseline compressor benchmarks compare with.
+public func gzipSize(_ data: [UInt8]) throws -> Int {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/gzip")
+    p.arguments = ["-6", "-c"]
+    let inp = Pipe()
+    let out = Pipe()
+    p.standardInput = inp
+    p.standardOutput = out
+    try p.run()
+    let writer = Thread {
+        inp.fileHandleForWriting.write(Data(data))
+        try? inp.fileHandleForWriting.close()
+    }
+    writer.start()
+    let result = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return result.count
+}

@@ -353,7 +353,18 @@ struct NodeCommand: AsyncParsableCommand {
             let fm = FileManager.default
             if fm.fileExists(atPath: NodeIdentity.path(in: dir.dir)) { throw Failure(description: "\(NodeError.alreadyEnrolled(dir.dir))") }
             try fm.createDirectory(atPath: dir.dir, withIntermediateDirectories: true)
-            let key = SigningKey()
+            // The key is kept from the first try, so a retry after a lost answer on a bad link
+            // presents the same key and the hub recognises it instead of refusing the used token.
+            let pendingKey = "\(dir.dir)/enrol.key"
+            let key: SigningKey
+            if let saved = fm.contents(atPath: pendingKey).flatMap({ String(data: $0, encoding: .utf8) }) {
+                key = try SigningKey(base64: saved)
+            } else {
+                key = SigningKey()
+                guard fm.createFile(atPath: pendingKey, contents: Data(key.base64.utf8), attributes: [.posixPermissions: 0o600]) else {
+                    throw Failure(description: "cannot write \(pendingKey); check the directory's permissions")
+                }
+            }
             let host = ProcessInfo.processInfo.hostName
             let answer: EnrolResponse
             do {
@@ -367,6 +378,7 @@ struct NodeCommand: AsyncParsableCommand {
                 hubURL: hub, nodeID: answer.nodeID, unitID: answer.unitID, unitName: answer.unitName, hubNodeID: answer.hubNodeID,
                 hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: answer.compression.contains("gzip"))
             try identity.save(directory: dir.dir)
+            try? fm.removeItem(atPath: pendingKey)
             let store = try ReplicaStore(
                 path: "\(dir.dir)/unit.db", standard: standard,
                 identity: ReplicaIdentity(node: try NodeID(answer.nodeID), role: .unit(answer.unitID)), clock: SystemClock())

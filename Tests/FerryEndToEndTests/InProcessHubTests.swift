@@ -47,7 +47,9 @@ struct InProcessHubTests {
         let key = SigningKey()
         let first = try hub.enrol(EnrolRequest(token: token.lowercased(), publicKey: key.publicKeyBase64, hostname: "box"))
         #expect(first.nodeID == "u-a-n1" && first.unitID == "u-a")
-        #expect(throws: WireError.self) { try hub.enrol(EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "box")) }
+        // The same node retrying after a lost answer gets the same record; anyone else is refused.
+        #expect(try hub.enrol(EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "box")).nodeID == "u-a-n1")
+        #expect(throws: WireError.self) { try hub.enrol(EnrolRequest(token: token, publicKey: SigningKey().publicKeyBase64, hostname: "box")) }
         let late = try hub.issueToken(unitID: "u-a")
         clock.advance(by: 8 * 86_400_000)
         #expect {
