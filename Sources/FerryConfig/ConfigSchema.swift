@@ -335,3 +335,29 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
+
+/// A config file of one role (node or hub): loading and validating are the same for both.
+protocol ConfigFileRole: Sendable {
+    static var schema: ConfigSchema<Self> { get }
+    static var defaults: Self { get }
+    func validate() throws(ConfigError)
+}
+
+extension ConfigFileRole {
+    static func loadFile(_ path: String) throws(ConfigError) -> Self {
+        try parseText(try ConfigFile.read(path), file: path)
+    }
+
+    static func parseText(_ text: String, file: String) throws(ConfigError) -> Self {
+        let config = try schema.parse(text, file: file, over: defaults)
+        do {
+            try config.validate()
+        } catch {
+            throw error.in(file)
+        }
+        return config
+    }
+}
+
+extension NodeConfig: ConfigFileRole {}
+extension HubConfig: ConfigFileRole {}

@@ -32,23 +32,15 @@ public struct HubConfig: Sendable, Equatable {
     /// `listen` parsed; nil only if `listen` is invalid, which `validate()` rejects.
     public var listenAddress: ListenAddress? { ListenAddress(listen) }
 
-    /// Reads, type-checks and validates a hub config file; keys it leaves out keep their defaults.
+    /// Reads, type-checks and validates a config file; keys it leaves out keep their defaults.
     ///
     /// - Throws: `ConfigError` naming the file and the key: unreadable file, invalid TOML,
     ///   unknown key, wrong type, or a value out of range.
-    public static func load(path: String) throws(ConfigError) -> HubConfig {
-        try parse(try ConfigFile.read(path), file: path)
-    }
+    public static func load(path: String) throws(ConfigError) -> HubConfig { try loadFile(path) }
 
     /// `load(path:)` for text already in memory; `file` names it in errors.
     public static func parse(_ text: String, file: String = "hub.toml") throws(ConfigError) -> HubConfig {
-        let config = try schema.parse(text, file: file, over: defaults)
-        do {
-            try config.validate()
-        } catch {
-            throw error.in(file)
-        }
-        return config
+        try parseText(text, file: file)
     }
 
     /// Checks every value's range and form; the error names the first wrong key.

@@ -89,23 +89,15 @@ public struct NodeConfig: Sendable, Equatable {
     /// Every key at its default.
     public static let defaults = NodeConfig()
 
-    /// Reads, type-checks and validates a node config file; keys it leaves out keep their defaults.
+    /// Reads, type-checks and validates a config file; keys it leaves out keep their defaults.
     ///
     /// - Throws: `ConfigError` naming the file and the key: unreadable file, invalid TOML,
     ///   unknown key, wrong type, or a value out of range.
-    public static func load(path: String) throws(ConfigError) -> NodeConfig {
-        try parse(try ConfigFile.read(path), file: path)
-    }
+    public static func load(path: String) throws(ConfigError) -> NodeConfig { try loadFile(path) }
 
     /// `load(path:)` for text already in memory; `file` names it in errors.
     public static func parse(_ text: String, file: String = "ferry.toml") throws(ConfigError) -> NodeConfig {
-        let config = try schema.parse(text, file: file, over: defaults)
-        do {
-            try config.validate()
-        } catch {
-            throw error.in(file)
-        }
-        return config
+        try parseText(text, file: file)
     }
 
     /// Checks every value's range and form; the error names the first wrong key.
