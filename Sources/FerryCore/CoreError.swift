@@ -22,8 +22,6 @@ public struct CoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case invalidStandard
         // Identity
         case invalidNodeID
-        // Store-level invariants surfaced through the core
-        case incompleteRow
     }
 
     public let code: Code

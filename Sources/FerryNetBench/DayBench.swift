@@ -37,7 +37,7 @@ enum DayBench {
         try province.unitStatements(unit.id) { chunk in
             historyRows += chunk.count
             try store.executeAll(chunk.map { ($0.sql, $0.arguments) })
-            try plainWrite(plain) { db in for st in chunk { try db.execute(sql: st.sql, arguments: StatementArguments(st.arguments.map(dbValue))) } }
+            try plainWrite(plain) { db in for st in chunk { try db.execute(sql: st.sql, arguments: StatementArguments(st.arguments.map(\.databaseValue))) } }
         }
         let connection = try HTTPHubConnection(identity: identity, clock: clock)
         let agent = NodeAgent(store: store, hub: connection, identity: identity, clock: clock, batchBytes: 256 * 1024)
@@ -48,7 +48,7 @@ enum DayBench {
         let day = province.dayOfChanges(unit.id, day: "2026-12-01", seed: 7)
         try store.executeAll(day.map { ($0.sql, $0.arguments) })
         let plainAfter = try DatabaseQueue(path: plainPath)
-        try plainWrite(plainAfter) { db in for st in day { try db.execute(sql: st.sql, arguments: StatementArguments(st.arguments.map(dbValue))) } }
+        try plainWrite(plainAfter) { db in for st in day { try db.execute(sql: st.sql, arguments: StatementArguments(st.arguments.map(\.databaseValue))) } }
         try plainAfter.close()
 
         let before = connection.transferred
@@ -118,15 +118,5 @@ enum DayBench {
     /// GRDB's synchronous write, called from this async function on purpose (a benchmark step).
     static func plainWrite(_ q: DatabaseQueue, _ body: (Database) throws -> Void) throws {
         try q.inDatabase { db in try db.inTransaction { try body(db); return .commit } }
-    }
-
-    static func dbValue(_ v: Value) -> DatabaseValue {
-        switch v {
-        case .null: return .null
-        case .integer(let i): return i.databaseValue
-        case .real(let d): return d.databaseValue
-        case .text(let s): return s.databaseValue
-        case .blob(let b): return Data(b).databaseValue
-        }
     }
 }

@@ -186,8 +186,6 @@ extension ReplicaStore {
         }
     }
 
-    /// Captured writes not yet stamped, plus rows not yet acknowledged by `peer`.
-    public func pendingSummary(for peer: Peer) throws -> Int { try pendingRows(for: peer) }
 }
 
 extension ReplicaStore {

@@ -423,7 +423,8 @@ extension Value {
         }
     }
 
-    var databaseValue: DatabaseValue {
+    /// The value as GRDB binds it.
+    public var databaseValue: DatabaseValue {
         switch self {
         case .null: return .null
         case .integer(let i): return i.databaseValue

@@ -44,7 +44,6 @@ public struct WireError: Codable, Sendable, Equatable, Error, CustomStringConver
         case .standardMismatch: code = .standardMismatch
         case .invalidStandard: code = .malformed
         case .invalidNodeID: code = .malformed
-        case .incompleteRow: code = .malformed
         }
         self.init(code, e.message)
     }
