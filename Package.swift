@@ -45,7 +45,10 @@ let package = Package(
         // Keys, signatures and token digests (swift-crypto).
         .target(
             name: "FerryTrust",
-            dependencies: ["FerryWire", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "FerryWire", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         // gzip over the system zlib.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
@@ -93,6 +96,9 @@ let package = Package(
         // A seeded sample province (org tree, reference data, years of unit records) as SQL
         // statements, for the demo, end-to-end tests and benchmarks. Pure: opens no database.
         .target(name: "FerrySample", dependencies: ["FerryCore"]),
+        // A hub directory filled with the sample province, as if its units had synced: for
+        // trying the dashboard, its browser test and the roll-up benchmark.
+        .target(name: "FerryDemo", dependencies: ["FerryCore", "FerryHub", "FerrySample", "FerryStore", "FerryTrust"]),
         // Shared by test targets and the bench: temporary databases, the sqlite3 shell,
         // seeded randomness, the vector loader.
         .target(
@@ -103,7 +109,7 @@ let package = Package(
             name: "ferry",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryStandardFile", "FerryHub", "FerryHubServer", "FerryNode",
-                "FerryWire", "FerryTrust", "FerryHTTPClient", "FerryConfig", "FerrySystemd",
+                "FerryWire", "FerryTrust", "FerryHTTPClient", "FerryConfig", "FerrySystemd", "FerryDemo", "FerrySample",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -123,7 +129,7 @@ let package = Package(
             name: "FerryNetBench",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryHub", "FerryHubServer", "FerryNode", "FerryTestSupport", "FerryTrust",
-                "FerryWire", "FerrySample", "FerryStandardFile", .product(name: "Hummingbird", package: "hummingbird"),
+                "FerryWire", "FerrySample", "FerryStandardFile", "FerryDemo", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -142,7 +148,8 @@ let package = Package(
             name: "FerryEndToEndTests",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport", "FerryHub", "FerryNode",
-                "FerryWire", "FerryTrust", "FerryHubServer",
+                "FerryWire", "FerryTrust", "FerryHubServer", "FerryDemo", "FerrySample",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
     ],

@@ -21,6 +21,8 @@ public struct HubConfig: Sendable, Equatable {
     public var tokenLifetimeDays = 7
     /// Days without a sync after which a node is listed as silent (default 7).
     public var silentAfterDays = 7
+    /// How long a supervisor's dashboard or API login lasts, hours (default 8).
+    public var adminSessionHours = 8
     public var log = LogConfig()
     public var metrics = MetricsConfig()
 
@@ -113,7 +115,13 @@ public struct HubConfig: Sendable, Equatable {
                     "How long a one-time enrolment token stays valid, days."),
                 ConfigKey(
                     "silent_after_days", .integer(\.silentAfterDays), .integerAtLeast(1),
-                    "Days without a sync after which a node is listed as silent, for follow-up."),
+                    """
+                    Days without a successful sync after which a unit is listed as silent on the \
+                    dashboard and in ferry report, for follow-up.
+                    """),
+                ConfigKey(
+                    "admin_session_hours", .integer(\.adminSessionHours), .integerAtLeast(1),
+                    "How long a supervisor's dashboard or report-API login lasts before logging in again, hours."),
                 ConfigKey(
                     "log.level", .string(\.log.level), .oneOf(LogConfig.levels),
                     "The least severe level written."),

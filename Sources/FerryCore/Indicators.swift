@@ -8,16 +8,24 @@ public struct IndicatorMeasure: Sendable, Hashable {
     public var table: String
     /// Counts rows when nil; sums this numeric column otherwise.
     public var sumColumn: String?
-    /// The date column that places a row in a period; nil: the rows as they are now (e.g.
-    /// the current members), not bound to a period.
+    /// The date column that places a row in a period; nil (and no `periodColumn`): the rows
+    /// as they are now (e.g. the current members), not bound to a period.
     public var dateColumn: String?
+
+    /// True when rows fall into periods (by a date or a period column).
+    public var isPeriodic: Bool { dateColumn != nil || periodColumn != nil }
+    /// Instead of a date: a column that names the row's period itself, either as text in the
+    /// form of `ReportPeriod.label` ("2026-Q1" for a quarterly indicator) or as an integer
+    /// year (for a yearly one), e.g. the year an appraisal covers.
+    public var periodColumn: String?
     /// Only rows whose column holds one of the listed values.
     public var filter: [String: [Value]]
 
-    public init(table: String, sumColumn: String? = nil, dateColumn: String? = nil, filter: [String: [Value]] = [:]) {
+    public init(table: String, sumColumn: String? = nil, dateColumn: String? = nil, periodColumn: String? = nil, filter: [String: [Value]] = [:]) {
         self.table = table
         self.sumColumn = sumColumn
         self.dateColumn = dateColumn
+        self.periodColumn = periodColumn
         self.filter = filter
     }
 }
@@ -92,6 +100,13 @@ extension Standard {
                     }
                 } else {
                     guard t.column(named: d)?.type == .date else { throw fail("\(what) periods by '\(m.table).\(d)', which is not a date column") }
+                }
+            }
+            if let p = m.periodColumn {
+                guard m.dateColumn == nil else { throw fail("\(what) names both 'date' and 'period_column'; use one") }
+                guard let col = t.column(named: p) else { throw fail("\(what) periods by '\(m.table).\(p)', which is not defined") }
+                guard col.type == .text || (col.type == .integer && i.period == .year) else {
+                    throw fail("\(what) periods by '\(m.table).\(p)': a period column holds text labels (\"2026-Q1\"), or an integer year for a yearly indicator")
                 }
             }
             for (c, values) in m.filter {

@@ -31,6 +31,10 @@ public struct HubSettings: Sendable {
     /// How long a request waits for a database locked by another process before the hub
     /// answers 503 (retryable), seconds.
     public var busyTimeoutSeconds: Double = 10
+    /// Days without a successful sync after which a unit is listed as silent.
+    public var silentAfterDays = 7
+    /// How long a supervisor's dashboard or API login lasts, seconds.
+    public var adminSessionSeconds: UInt64 = 8 * 3600
     public init() {}
 }
 

@@ -74,6 +74,7 @@ public final class HubRegistry: Sendable {
                         outcome TEXT NOT NULL, detail TEXT) STRICT;
                     """)
         }
+        Self.registerAdminMigration(&m)
         try m.migrate(pool)
     }
 
@@ -169,6 +170,32 @@ public final class HubRegistry: Sendable {
             id: try NodeID(r[0] as String), unitID: r[1], publicKey: [UInt8](r[2] as Data), hostname: r[3],
             enrolledAt: u(4) ?? 0, revokedAt: u(5), lastSeenAt: u(6), lastSyncAt: u(7), standardVersion: r[8],
             pendingRows: r[9], clockSkewMillis: r[10])
+    }
+
+    /// Records a node that was enrolled elsewhere (a registry being rebuilt, a sample
+    /// province), with what is known of its contact; returns its id.
+    @discardableResult
+    public func importNode(
+        unitID: String, publicKey: [UInt8], hostname: String, enrolledAt: UInt64, lastSyncAt: UInt64?, standardVersion: String?,
+        pendingRows: Int?, clockSkewMillis: Int64?
+    ) throws -> NodeID {
+        try pool.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT 1 FROM org_units WHERE id = ? AND level = 'unit'", arguments: [unitID]) != nil else {
+                throw HubError.invalid("unit '\(unitID)' is not in the org tree")
+            }
+            let n = try Int.fetchOne(db, sql: "SELECT count(*) FROM nodes WHERE unit_id = ?", arguments: [unitID]) ?? 0
+            let id = try NodeID("\(unitID)-n\(n + 1)")
+            try db.execute(
+                sql: """
+                    INSERT INTO nodes (id, unit_id, public_key, hostname, enrolled_at, last_seen_at, last_sync_at, standard_version, pending_rows, clock_skew_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    id.rawValue, unitID, Data(publicKey), hostname, Int64(enrolledAt), lastSyncAt.map { Int64($0) }, lastSyncAt.map { Int64($0) },
+                    standardVersion, pendingRows, clockSkewMillis,
+                ])
+            return id
+        }
     }
 
     public func revoke(_ id: String, now: UInt64) throws -> Bool {

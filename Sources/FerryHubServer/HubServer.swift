@@ -14,6 +14,16 @@ public enum HubRoute: String, CaseIterable, Sendable {
     case pull = "POST /v1/pull"
     case pullAck = "POST /v1/pull/ack"
     case standard = "GET /v1/standard"
+    case adminLogin = "POST /v1/admin/login"
+    case reportIndicators = "GET /v1/report/indicators"
+    case reportFreshness = "GET /v1/report/freshness"
+    case reportConflicts = "GET /v1/report/conflicts"
+    case resolveConflict = "POST /v1/report/conflicts/resolve"
+    case reportQuarantine = "GET /v1/report/quarantine"
+    case resolveQuarantine = "POST /v1/report/quarantine/resolve"
+
+    /// Routes of the supervisor's view (people with accounts), not of nodes syncing.
+    public var isSupervisor: Bool { rawValue.contains("/v1/admin/") || rawValue.contains("/v1/report/") }
 
     public var method: String { String(rawValue.split(separator: " ")[0]) }
     public var path: String { String(rawValue.split(separator: " ")[1]) }
@@ -25,21 +35,30 @@ public struct HubServer: Sendable {
     public let hub: Hub
     public let host: String
     public let port: Int
+    /// The supervisor's view (indicators, freshness, conflicts) behind the dashboard and report API.
+    public let view: SupervisorView
     let logger: Logger
 
-    public init(hub: Hub, host: String = "127.0.0.1", port: Int = 7700, logger: Logger = Logger(label: "ferry.hub.http")) {
+    public init(hub: Hub, host: String = "127.0.0.1", port: Int = 7700, logger: Logger = Logger(label: "ferry.hub.http")) throws {
         self.hub = hub
         self.host = host
         self.port = port
         self.logger = logger
+        view = try SupervisorView(hub: hub, silentAfterDays: hub.settings.silentAfterDays)
     }
 
     /// The Hummingbird application; `onRunning` receives the bound port (useful with port 0).
     public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router()
+        let supervisor = SupervisorHTTP(view: view)
         for route in HubRoute.allCases {
             router.on(RouterPath(route.path), method: HTTPRequest.Method(route.method)!) { request, context in
-                await self.respond(route, request)
+                route.isSupervisor ? await supervisor.api(route, request) : await self.respond(route, request)
+            }
+        }
+        for route in DashboardRoute.allCases {
+            router.on(RouterPath(route.path), method: HTTPRequest.Method(route.method)!) { request, context in
+                await supervisor.dashboard(route, request)
             }
         }
         return Application(
@@ -103,6 +122,8 @@ public struct HubServer: Sendable {
                     let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
                     try hub.acknowledgePull(from: node, try json(PullAcknowledgement.self))
                     return .json(Data("{}".utf8))
+                case .adminLogin, .reportIndicators, .reportFreshness, .reportConflicts, .resolveConflict, .reportQuarantine, .resolveQuarantine:
+                    throw WireError(.notFound, "\(route.rawValue) is served by the supervisor's view")
                 }
             }
         }

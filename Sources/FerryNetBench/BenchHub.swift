@@ -26,7 +26,7 @@ struct BenchHub {
         _ = try hub.addUnit(OrgUnit(id: "prov", name: "省", parentID: nil, level: .province, industry: nil, region: nil))
         let token = try hub.addUnit(unit)
         let portBox = PortBox()
-        let app = HubServer(hub: hub, host: "127.0.0.1", port: 0).application { portBox.set($0) }
+        let app = try HubServer(hub: hub, host: "127.0.0.1", port: 0).application { portBox.set($0) }
         let serving = Task { try await app.runService() }
         while portBox.get() == 0 { try await Task.sleep(for: .milliseconds(20)) }
         let url = "http://127.0.0.1:\(portBox.get())"

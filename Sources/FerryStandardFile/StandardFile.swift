@@ -158,7 +158,8 @@ public enum StandardFile {
                 try f.finish()
             }
             let result = IndicatorMeasure(
-                table: try m.string("table"), sumColumn: try m.optionalString("sum"), dateColumn: try m.optionalString("date"), filter: filter)
+                table: try m.string("table"), sumColumn: try m.optionalString("sum"), dateColumn: try m.optionalString("date"),
+                periodColumn: try m.optionalString("period_column"), filter: filter)
             try m.finish()
             return result
         }

@@ -5,14 +5,16 @@ import FerryCore
 /// Capture is done with triggers so that writes by *any* process are recorded: the node,
 /// another program, or a clerk in the `sqlite3` shell. Triggers use only SQLite built-ins
 /// (no application functions), because the shell has none of ours.
-enum SchemaSQL {
-    static func quote(_ identifier: String) -> String {
+public enum SchemaSQL {
+    /// `identifier` as a double-quoted SQL identifier.
+    public static func quote(_ identifier: String) -> String {
         // Standard identifiers are validated to a–z, 0–9 and _, so the common path only wraps.
         if !identifier.utf8.contains(0x22) { return "\"" + identifier + "\"" }
         return "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    static func literal(_ v: Value) -> String {
+    /// `v` as an SQL literal.
+    public static func literal(_ v: Value) -> String {
         switch v {
         case .null: return "NULL"
         case .integer(let i): return String(i)

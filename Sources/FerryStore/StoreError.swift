@@ -10,6 +10,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
     case corruptMetadata(String)
     /// A conflict id that does not exist or was already settled.
     case noSuchConflict(Int64)
+    /// A quarantined row that does not exist or was already settled.
+    case noSuchQuarantine(Int64)
     /// A row arrived without a value for a NOT NULL column it needs.
     case incompleteRow(String)
 
@@ -19,6 +21,7 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
         case .identityMismatch(let s): return s
         case .corruptMetadata(let s): return "sync metadata is damaged (\(s)); restore the database from a backup or re-enrol the node"
         case .noSuchConflict(let id): return "conflict \(id) does not exist or is already settled; list conflicts to see open ones"
+        case .noSuchQuarantine(let id): return "quarantined row \(id) does not exist or is already settled; list the quarantine to see held rows"
         case .incompleteRow(let s): return "changeset rejected, nothing applied: \(s)"
         }
     }

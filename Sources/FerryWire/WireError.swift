@@ -74,13 +74,18 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
     case overloaded
     case unavailable
     case notFound = "not_found"
+    /// A supervisor's request without a valid login (dashboard and report API).
+    case unauthenticated
+    /// A supervisor asked about an org node outside the subtree their account covers.
+    case forbidden
     case `internal`
 
     public var httpStatus: Int {
         switch self {
         case .badRequest, .truncated, .corrupted, .unsupportedFormat, .malformed, .wrongOrigin: return 400
         case .unknownNode, .badSignature, .staleRequest, .replayed, .tokenInvalid, .tokenExpired, .tokenUsed: return 401
-        case .revoked: return 403
+        case .revoked, .forbidden: return 403
+        case .unauthenticated: return 401
         case .notFound: return 404
         case .tooLarge: return 413
         case .unknownSchema, .invalidValue, .outOfScope, .notWritable, .standardMismatch: return 422
@@ -122,6 +127,8 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
         case .overloaded: return "上级服务器繁忙，稍后自动重试"
         case .unavailable: return "上级服务器暂不可用，稍后自动重试"
         case .notFound: return "请求的地址不存在"
+        case .unauthenticated: return "请先登录（用户名或密码错误，或登录已过期）"
+        case .forbidden: return "该机构不在本账号的管辖范围内"
         case .internal: return "上级服务器内部错误，稍后自动重试"
         }
     }

@@ -26,7 +26,7 @@ struct Ferry: AsyncParsableCommand {
         abstract: "Federated sync of unit records with their supervisor's hub. 单位数据与上级同步。",
         subcommands: [
             HubCommand.self, NodeCommand.self, Sync.self, Status.self, Record.self, Conflicts.self, StandardCommand.self,
-            ConfigCommand.self,
+            ConfigCommand.self, Report.self,
         ])
 }
 
@@ -98,7 +98,10 @@ func bootstrapLogging(_ level: Logger.Level = .info) {
 struct HubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub", abstract: "Run and administer a supervisor's hub.",
-        subcommands: [Serve.self, UnitCommand.self, Token.self, Nodes.self, NodeAdmin.self, Counts.self, HubConflicts.self, Quarantine.self, Publish.self])
+        subcommands: [
+            Serve.self, UnitCommand.self, Token.self, Nodes.self, NodeAdmin.self, Counts.self, HubConflicts.self, Quarantine.self, Publish.self,
+            Admin.self, Sample.self,
+        ])
 
     struct Publish: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -165,6 +168,8 @@ struct HubCommand: AsyncParsableCommand {
                 settings.maxConcurrentSessions = c.maxConcurrentSessions
                 settings.maxBodyBytes = c.maxBodyBytes
                 settings.tokenLifetimeSeconds = UInt64(c.tokenLifetimeDays) * 86_400
+                settings.silentAfterDays = c.silentAfterDays
+                settings.adminSessionSeconds = UInt64(c.adminSessionHours) * 3600
                 metricsListen = c.metrics.listen
                 level = Logger.Level(rawValue: c.log.level) ?? .info
             }
@@ -174,7 +179,7 @@ struct HubCommand: AsyncParsableCommand {
             guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700") }
             let text = try standardPath.map { try String(contentsOfFile: $0, encoding: .utf8) }
             let hub = try Hub(directory: directory, standard: text, settings: settings)
-            let server = HubServer(hub: hub, host: String(parts[0]), port: port)
+            let server = try HubServer(hub: hub, host: String(parts[0]), port: port)
             let notifier = SystemdNotifier()
             let app = server.application { bound in
                 // Written unbuffered: supervisors (and tests) wait for this line.

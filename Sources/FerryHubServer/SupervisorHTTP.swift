@@ -1,0 +1,317 @@
+import FerryCore
+import FerryHub
+import FerryWire
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// The dashboard's pages (HTML for people; the JSON and CSV API is in `HubRoute`).
+public enum DashboardRoute: String, CaseIterable, Sendable {
+    case root = "GET /"
+    /// The login form; `?ticket=` redeems a one-time login link instead.
+    case loginPage = "GET /login"
+    case login = "POST /login"
+    case logout = "POST /logout"
+    case indicators = "GET /dashboard"
+    case units = "GET /dashboard/units"
+    case conflicts = "GET /dashboard/conflicts"
+    case resolveConflict = "POST /dashboard/conflicts"
+    case quarantine = "GET /dashboard/quarantine"
+    case resolveQuarantine = "POST /dashboard/quarantine"
+
+    public var method: String { String(rawValue.split(separator: " ")[0]) }
+    public var path: String { String(rawValue.split(separator: " ")[1]) }
+}
+
+/// Serves the supervisor's view: the report API (JSON, or CSV with `format=csv`) and the
+/// dashboard. Supervisors authenticate with an account (`ferry hub admin add`): the API
+/// takes `Authorization: Bearer TOKEN` from `POST /v1/admin/login`, the dashboard a
+/// session cookie (HttpOnly, SameSite=Strict) and a CSRF token in every form.
+struct SupervisorHTTP: Sendable {
+    let view: SupervisorView
+    var hub: Hub { view.hub }
+    static let cookie = "ferry_session"
+
+    // MARK: Plumbing
+
+    struct Input: Sendable {
+        var query: [String: String]
+        var form: [String: String]
+        var body: [UInt8]
+        var bearer: String?
+        var cookie: String?
+        var lang: ReportLanguage
+    }
+
+    static func fields(_ text: String) -> [String: String] {
+        var c = URLComponents()
+        c.percentEncodedQuery = text.replacingOccurrences(of: "+", with: "%20")
+        var out: [String: String] = [:]
+        for item in c.queryItems ?? [] where out[item.name] == nil { out[item.name] = item.value ?? "" }
+        return out
+    }
+
+    func input(_ request: Request) async -> Input {
+        var request = request
+        let body = (try? await request.collectBody(upTo: 64 * 1024)).map { Array($0.readableBytesView) } ?? []
+        let query = Self.fields(request.uri.query ?? "")
+        let isForm = request.headers[.contentType]?.hasPrefix("application/x-www-form-urlencoded") ?? false
+        let form = isForm ? Self.fields(String(decoding: body, as: UTF8.self)) : [:]
+        let auth = request.headers[.authorization]
+        let bearer = auth.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil }
+        let cookie = request.cookies[Self.cookie]?.value
+        let lang = ReportLanguage(query["lang"] ?? form["lang"] ?? request.cookies["ferry_lang"]?.value ?? "zh")
+        return Input(query: query, form: form, body: body, bearer: bearer, cookie: cookie, lang: lang)
+    }
+
+    func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { c in DispatchQueue.global().async { c.resume(returning: work()) } }
+    }
+
+    static func securityHeaders(_ h: inout HTTPFields) {
+        // Nothing is loaded from anywhere but the page itself; no scripts at all.
+        h[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
+        h[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        h[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+        h[.cacheControl] = "no-store"
+    }
+
+    static func html(_ text: String, status: HTTPResponse.Status = .ok, lang: ReportLanguage? = nil) -> Response {
+        var h = HTTPFields()
+        h[.contentType] = "text/html; charset=utf-8"
+        securityHeaders(&h)
+        var r = Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: text)))
+        if let lang { r.setCookie(Cookie(name: "ferry_lang", value: lang.rawValue, maxAge: 365 * 86_400, path: "/", httpOnly: true, sameSite: .lax)) }
+        return r
+    }
+
+    static func redirect(_ location: String) -> Response {
+        var h = HTTPFields()
+        h[.location] = location
+        securityHeaders(&h)
+        return Response(status: .seeOther, headers: h)
+    }
+
+    static func json<T: Encodable>(_ v: T) -> Response {
+        var h = HTTPFields()
+        h[.contentType] = WireMediaType.json
+        securityHeaders(&h)
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys]
+        return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: (try? e.encode(v)) ?? Data("{}".utf8))))
+    }
+
+    static func csv(_ table: (header: [String], rows: [[String]]), name: String) -> Response {
+        var h = HTTPFields()
+        h[.contentType] = "text/csv; charset=utf-8"
+        h[.contentDisposition] = "attachment; filename=\"\(name).csv\""
+        securityHeaders(&h)
+        return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: ReportFormat.csv(table.header, table.rows))))
+    }
+
+    static func failure(_ e: WireError, lang: ReportLanguage = .en) -> Response {
+        var h = HTTPFields()
+        h[.contentType] = WireMediaType.json
+        securityHeaders(&h)
+        if e.code == .unauthenticated { h[.wwwAuthenticate] = "Bearer realm=\"ferry-hub\"" }
+        return Response(status: .init(code: e.httpStatus), headers: h, body: .init(byteBuffer: ByteBuffer(bytes: (try? JSONEncoder().encode(e)) ?? Data())))
+    }
+
+    func session(_ input: Input, allowCookie: Bool) -> AdminSession? {
+        let now = hub.now()
+        if let t = input.bearer, let s = hub.registry.session(token: t, now: now) { return s }
+        if allowCookie, let t = input.cookie, let s = hub.registry.session(token: t, now: now) { return s }
+        return nil
+    }
+
+    // MARK: API
+
+    func api(_ route: HubRoute, _ request: Request) async -> Response {
+        let input = await input(request)
+        let view = self.view
+        let hub = self.hub
+        let lifetime = hub.settings.adminSessionSeconds
+        if route == .adminLogin {
+            return await offload {
+                struct Login: Decodable {
+                    var name: String
+                    var password: String
+                }
+                struct Token: Encodable {
+                    var token: String
+                    var expiresAt: UInt64
+                    var org: String
+                }
+                do throws(WireError) {
+                    let body: Login
+                    do { body = try JSONDecoder().decode(Login.self, from: Data(input.body)) } catch {
+                        throw WireError(.badRequest, "send JSON {\"name\": …, \"password\": …}")
+                    }
+                    let (token, s) = try hub.registry.login(name: body.name, password: body.password, now: hub.now(), lifetimeSeconds: lifetime)
+                    return Self.json(Token(token: token, expiresAt: s.expiresAt, org: s.account.orgID))
+                } catch { return Self.failure(error) }
+            }
+        }
+        // GETs accept the dashboard's cookie (for CSV links); changes need the bearer token.
+        guard let session = session(input, allowCookie: route.method == "GET") else {
+            return Self.failure(WireError(.unauthenticated, "log in first: POST /v1/admin/login, then send Authorization: Bearer TOKEN"))
+        }
+        let root = session.account.orgID
+        let q = input.query
+        let csv = q["format"] == "csv"
+        let l = input.lang
+        return await offload {
+            do throws(WireError) {
+                switch route {
+                case .reportIndicators:
+                    let r = try view.report(org: q["org"], root: root, at: q["at"].flatMap { $0.isEmpty ? nil : $0 }, industry: q["industry"].flatMap { $0.isEmpty ? nil : $0 })
+                    guard csv else { return Self.json(r) }
+                    switch q["table"] {
+                    case "children": return Self.csv(ReportTables.breakdown(r.children, r, l), name: "children-\(r.org.id)-\(r.at)")
+                    case "industries": return Self.csv(ReportTables.breakdown(r.industries, r, l), name: "industries-\(r.org.id)-\(r.at)")
+                    default: return Self.csv(ReportTables.indicators(r, l), name: "indicators-\(r.org.id)-\(r.at)")
+                    }
+                case .reportFreshness:
+                    let f = try view.freshness(org: q["org"], root: root)
+                    return csv ? Self.csv(ReportTables.freshness(f, l), name: "freshness-\(q["org"] ?? root)") : Self.json(f)
+                case .reportConflicts:
+                    let c = try view.conflicts(org: q["org"], root: root)
+                    return csv ? Self.csv(ReportTables.conflicts(c, l), name: "conflicts-\(q["org"] ?? root)") : Self.json(c)
+                case .reportQuarantine:
+                    let c = try view.quarantine(org: q["org"], root: root)
+                    return csv ? Self.csv(ReportTables.quarantine(c, l), name: "quarantine-\(q["org"] ?? root)") : Self.json(c)
+                case .resolveConflict, .resolveQuarantine:
+                    struct Decision: Decodable {
+                        var id: Int64
+                        var action: String
+                        var value: String?
+                    }
+                    let d: Decision
+                    do { d = try JSONDecoder().decode(Decision.self, from: Data(input.body)) } catch {
+                        throw WireError(.badRequest, "send JSON {\"id\": N, \"action\": …, \"value\": …}")
+                    }
+                    try Self.decide(view, route == .resolveConflict, id: d.id, action: d.action, value: d.value, admin: session.account.name, root: root)
+                    return Self.json(["status": "resolved"])
+                default:
+                    throw WireError(.notFound, "no such report route")
+                }
+            } catch { return Self.failure(error, lang: l) }
+        }
+    }
+
+    static func decide(_ view: SupervisorView, _ conflict: Bool, id: Int64, action: String, value: String?, admin: String, root: String) throws(WireError) {
+        if conflict {
+            let resolution: ConflictResolution
+            switch action {
+            case "keep": resolution = .keep
+            case "take_other": resolution = .takeOther
+            case "edit":
+                guard let value else { throw WireError(.badRequest, "action 'edit' needs a value", zh: "改为新值时须填写新值") }
+                resolution = .edit(value)
+            default: throw WireError(.badRequest, "action must be keep, take_other or edit")
+            }
+            try view.resolve(conflict: id, resolution, admin: admin, root: root)
+        } else {
+            switch action {
+            case "discard": try view.settleQuarantine(id, correction: nil, admin: admin, root: root)
+            case "correct":
+                guard let value, !value.isEmpty else { throw WireError(.badRequest, "action 'correct' needs a value", zh: "更正入库时须填写更正值") }
+                try view.settleQuarantine(id, correction: value, admin: admin, root: root)
+            default: throw WireError(.badRequest, "action must be correct or discard")
+            }
+        }
+    }
+
+    // MARK: Dashboard
+
+    func dashboard(_ route: DashboardRoute, _ request: Request) async -> Response {
+        let input = await input(request)
+        let view = self.view
+        let hub = self.hub
+        let l = input.lang
+        let lifetime = hub.settings.adminSessionSeconds
+        @Sendable func withSession(_ r: Response, token: String) -> Response {
+            var r = r
+            r.setCookie(Cookie(name: Self.cookie, value: token, maxAge: Int(lifetime), path: "/", httpOnly: true, sameSite: .strict))
+            return r
+        }
+        switch route {
+        case .root:
+            return Self.redirect("/dashboard")
+        case .loginPage:
+            if let ticket = input.query["ticket"] {
+                return await offload {
+                    do throws(WireError) {
+                        let (token, _) = try hub.registry.redeem(ticket: ticket, now: hub.now(), lifetimeSeconds: lifetime)
+                        // Only pages of the dashboard itself: a link must not send anyone elsewhere.
+                        let next = input.query["next"].flatMap { $0.hasPrefix("/dashboard") && !$0.contains("//") ? $0 : nil }
+                        return withSession(Self.redirect(next ?? "/dashboard"), token: token)
+                    } catch { return Self.html(DashboardPage.login(lang: l, error: l.t(error.messageZh, error.message)), status: .unauthorized) }
+                }
+            }
+            return Self.html(DashboardPage.login(lang: l, error: nil), lang: input.query["lang"] == nil ? nil : l)
+        case .login:
+            return await offload {
+                do throws(WireError) {
+                    let (token, _) = try hub.registry.login(
+                        name: input.form["name"] ?? "", password: input.form["password"] ?? "", now: hub.now(), lifetimeSeconds: lifetime)
+                    return withSession(Self.redirect("/dashboard"), token: token)
+                } catch { return Self.html(DashboardPage.login(lang: l, error: l.t(error.messageZh, error.message)), status: .unauthorized) }
+            }
+        case .logout:
+            if let s = session(input, allowCookie: true), input.form["csrf"] == s.csrfToken, let t = input.cookie { hub.registry.logout(token: t) }
+            var r = Self.redirect("/login")
+            r.setCookie(Cookie(name: Self.cookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
+            return r
+        default: break
+        }
+        guard let session = session(input, allowCookie: true) else { return Self.redirect("/login") }
+        let root = session.account.orgID
+        let org = input.query["org"] ?? input.form["org"] ?? root
+        return await offload {
+            let tree: OrgTree
+            do { tree = try view.tree() } catch { return Self.html("<p>\(ReportFormat.html("\(error)"))</p>", status: .serviceUnavailable) }
+            let chrome = DashboardPage.Chrome(lang: l, account: session.account, csrf: session.csrfToken, title: "Ferry", root: root)
+            do throws(WireError) {
+                switch route {
+                case .indicators:
+                    let at = input.query["at"].flatMap { $0.isEmpty ? nil : $0 }
+                    let r = try view.report(org: org, root: root, at: at, industry: input.query["industry"].flatMap { $0.isEmpty ? nil : $0 })
+                    var c = chrome
+                    c.title = "\(r.org.name) · Ferry"
+                    return Self.html(DashboardPage.page(c, tree: tree, org: org, at: at, main: DashboardPage.indicators(r, chrome: c)), lang: input.query["lang"] == nil ? nil : l)
+                case .units:
+                    let f = try view.freshness(org: org, root: root)
+                    let (node, path) = Self.place(org, root, tree)
+                    return Self.html(DashboardPage.page(chrome, tree: tree, org: org, at: nil, main: DashboardPage.units(f, org: node, path: path, silentAfterDays: view.silentAfterDays, chrome: chrome)))
+                case .conflicts, .quarantine:
+                    let (node, path) = Self.place(org, root, tree)
+                    let main = route == .conflicts
+                        ? DashboardPage.conflicts(try view.conflicts(org: org, root: root), org: node, path: path, chrome: chrome)
+                        : DashboardPage.quarantine(try view.quarantine(org: org, root: root), org: node, path: path, chrome: chrome)
+                    return Self.html(DashboardPage.page(chrome, tree: tree, org: org, at: nil, main: main))
+                case .resolveConflict, .resolveQuarantine:
+                    guard input.form["csrf"] == session.csrfToken else {
+                        throw WireError(.forbidden, "the form is stale or came from another site; reload the page and try again", zh: "表单已过期或来自其他网站，请刷新页面后重试")
+                    }
+                    guard let id = input.form["id"].flatMap(Int64.init) else { throw WireError(.badRequest, "the form lacks the item id") }
+                    let value = input.form["value"].flatMap { $0.isEmpty ? nil : $0 }
+                    try Self.decide(view, route == .resolveConflict, id: id, action: input.form["action"] ?? "", value: value, admin: session.account.name, root: root)
+                    return Self.redirect(route == .resolveConflict ? "/dashboard/conflicts?org=\(org)" : "/dashboard/quarantine?org=\(org)")
+                default:
+                    throw WireError(.notFound, "no such page")
+                }
+            } catch {
+                let status: HTTPResponse.Status = .init(code: error.httpStatus)
+                return Self.html(DashboardPage.error(l.t(error.messageZh, error.message), chrome: chrome, tree: tree, org: tree[org] == nil ? root : org), status: status)
+            }
+        }
+    }
+
+    static func place(_ org: String, _ root: String, _ tree: OrgTree) -> (OrgRef, [OrgRef]) {
+        let ref = { (n: OrgTree.Node) in OrgRef(id: n.id, name: n.name, level: n.level, industry: n.industry) }
+        let path = Array(tree.path(to: org).reversed()).drop { $0.id != root }.map(ref)
+        return (path.last ?? OrgRef(id: org, name: org, level: "unit", industry: nil), path)
+    }
+}
