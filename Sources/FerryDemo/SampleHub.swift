@@ -91,4 +91,14 @@ public enum SampleHub {
         }
         return count
     }
+
+    /// The day after `date` (`YYYY-MM-DD`), for the first day of changes after a sample's history.
+    public static func dayAfter(_ date: String) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd"
+        guard let d = f.date(from: date) else { return date }
+        return f.string(from: d.addingTimeInterval(86_400))
+    }
 }

@@ -5,11 +5,16 @@
 //   swift run -c release FerryNetBench day           the reference unit's day of changes: wire
 //                                                    bytes against sqldiff --changeset, raw and gzip'd
 //
-// With no argument, both run.
+//   swift run -c release FerryNetBench rollup [cities counties units years]
+//                                                    the supervisor's view over a sample province
+//                                                    (default 3 × 3 × 22 units, 5 years)
+//
+// With no argument, push and day run.
 import FerryCore
 import FerryHub
 import FerryHubServer
 import FerryNode
+import FerrySample
 import FerryStore
 import FerryTestSupport
 import FerryTrust
@@ -19,6 +24,14 @@ import Hummingbird
 
 let mode = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "all"
 let rows = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 100_000 : 100_000
+if mode == "rollup" {
+    let n = CommandLine.arguments.dropFirst(2).compactMap { Int($0) }
+    try await RollupBench.run(
+        shape: ProvinceShape(
+            cities: n.count > 0 ? n[0] : 3, countiesPerCity: n.count > 1 ? n[1] : 3, unitsPerCounty: n.count > 2 ? n[2] : 22,
+            years: n.count > 3 ? n[3] : 5))
+    exit(0)
+}
 if mode == "day" || mode == "all" { try await DayBench.run() }
 guard mode == "push" || mode == "all" else { exit(0) }
 let dir = try TemporaryDirectory("ferry-netbench")

@@ -261,3 +261,111 @@ struct SupervisorViewTests {
         #expect(try view.freshness(org: nil, root: mine).allSatisfy { tree.contains($0.unitID, within: mine) })
     }
 }
+
+@Suite("A supervisor's decisions sync down")
+struct SupervisorDecisionTests {
+    let dir: TemporaryDirectory
+    let clock = ManualClock(SupervisorViewTests.now)
+    let hub: Hub
+    let view: SupervisorView
+    let unit: ReplicaStore
+    let unitID: String
+    let root: String
+
+    init() throws {
+        dir = try TemporaryDirectory()
+        let shape = ProvinceShape(cities: 1, countiesPerCity: 1, unitsPerCounty: 1, years: 1, seed: 3, membersPerUnit: 6...6)
+        let province = SampleProvince(shape: shape)
+        hub = try Hub(directory: dir.file("hub"), clock: clock)
+        for o in province.orgUnits {
+            _ = try hub.addUnit(OrgUnit(id: o.id, name: o.name, parentID: o.parentID, level: OrgUnit.Level(rawValue: o.level.rawValue)!, industry: o.industry?.rawValue, region: nil))
+        }
+        try hub.store.executeAll(province.hubStatements().filter { !$0.sql.contains("org_unit") }.map { (sql: $0.sql, arguments: $0.arguments) })
+        unitID = province.units[0].id
+        root = province.orgUnits.first { $0.parentID == nil }!.id
+        unit = try ReplicaStore(
+            path: dir.file("unit.db"), standard: hub.store.standard, identity: ReplicaIdentity(node: NodeID(unchecked: "\(unitID)-n1"), role: .unit(unitID)),
+            clock: clock)
+        view = try SupervisorView(hub: hub)
+        try pull()
+        try unit.executeAll(province.unitStatements(unitID).map { (sql: $0.sql, arguments: $0.arguments) })
+        try push()
+    }
+
+    func push(tamper: ((inout Changeset) -> Void)? = nil) throws {
+        while var cs = try unit.extract(for: Peer(id: hub.nodeID, direction: .upstream), maxBytes: 1 << 20) {
+            tamper?(&cs)
+            try hub.store.apply(cs, sender: .unit(unitID), quarantine: true)
+            try unit.acknowledge(cs.batch, from: hub.nodeID)
+        }
+    }
+
+    func pull() throws {
+        let peer = NodeID(unchecked: "\(unitID)-n1")
+        while let cs = try hub.store.extract(for: Peer(id: peer, direction: .downstream(unit: unitID)), maxBytes: 1 << 20) {
+            try unit.apply(cs, sender: .trusted)
+            try hub.store.acknowledge(cs.batch, from: peer)
+        }
+    }
+
+    func memberName(_ store: ReplicaStore, _ id: String) throws -> Value? {
+        try store.currentValue(table: "member", key: [.text(id)], column: "name")
+    }
+
+    @Test("a conflict settled with a new value reaches the unit, and the audit log names who decided")
+    func conflictEditSyncsDown() throws {
+        defer { dir.remove() }
+        let member = try #require(try unit.read { db in try String.fetchOne(db, sql: "SELECT id FROM member ORDER BY id LIMIT 1") })
+        // The supervisor corrects a name while the clerk edits it too (member is supervisor-wins).
+        try hub.store.execute("UPDATE member SET name = '王建国' WHERE id = ?", [.text(member)])
+        clock.advance(by: 1000)
+        try unit.execute("UPDATE member SET name = '王建华' WHERE id = ?", [.text(member)])
+        try push()
+        let open = try view.conflicts(org: nil, root: root)
+        let c = try #require(open.first { $0.table == "member" && $0.column == "name" })
+        #expect(c.currentValue == "王建国" && c.otherValue == "王建华" && c.unitID == unitID)
+        #expect(c.otherOrigin == "\(unitID)-n1" && c.currentOrigin == hub.nodeID.rawValue)
+        // A value the standard refuses changes nothing.
+        #expect { try view.resolve(conflict: c.id, .edit(String(repeating: "名", count: 500)), admin: "analyst", root: root) } throws: {
+            ($0 as? WireError)?.code == .invalidValue
+        }
+        try view.resolve(conflict: c.id, .edit("王建民"), admin: "analyst", root: root)
+        #expect(try view.conflicts(org: nil, root: root).contains { $0.id == c.id } == false)
+        try pull()
+        #expect(try memberName(unit, member) == .text("王建民"))
+        #expect(try memberName(hub.store, member) == .text("王建民"))
+        let audit = try hub.registry.auditLog(limit: 5)
+        #expect(audit.contains { $0.action == "resolve" && ($0.detail ?? "").contains("analyst") && ($0.detail ?? "").contains("王建民") })
+        // Settled once: a second decision on it is refused.
+        #expect { try view.resolve(conflict: c.id, .keep, admin: "analyst", root: root) } throws: { ($0 as? WireError)?.code == .notFound }
+    }
+
+    @Test("a quarantined value corrected by the supervisor is applied at the hub and replaces the unit's")
+    func quarantineCorrectionSyncsDown() throws {
+        defer { dir.remove() }
+        let member = try #require(try unit.read { db in try String.fetchOne(db, sql: "SELECT id FROM member WHERE status = 'full' ORDER BY id LIMIT 1") })
+        try unit.execute("UPDATE member SET status = 'probationary', name = '李四' WHERE id = ?", [.text(member)])
+        // The value arrives damaged (as from a node on a standard the hub never published).
+        try push { cs in
+            for t in cs.tables.indices where cs.tables[t].name == "member" {
+                for r in cs.tables[t].rows.indices {
+                    cs.tables[t].rows[r].cells = cs.tables[t].rows[r].cells.map {
+                        $0.column == "status" ? CellChange(column: "status", value: .text("retired"), version: $0.version) : $0
+                    }
+                }
+            }
+        }
+        let held = try view.quarantine(org: nil, root: root)
+        let q = try #require(held.first { $0.table == "member" })
+        #expect(q.value == "retired" && q.column == "status" && q.unitID == unitID)
+        #expect(try hub.store.currentValue(table: "member", key: [.text(member)], column: "name") != .text("李四"), "the held row is not applied")
+        #expect { try view.settleQuarantine(q.id, correction: "retired", admin: "analyst", root: root) } throws: { ($0 as? WireError)?.code == .invalidValue }
+        try view.settleQuarantine(q.id, correction: "full", admin: "analyst", root: root)
+        #expect(try hub.store.currentValue(table: "member", key: [.text(member)], column: "status") == .text("full"))
+        #expect(try hub.store.currentValue(table: "member", key: [.text(member)], column: "name") == .text("李四"))
+        try pull()
+        #expect(try unit.currentValue(table: "member", key: [.text(member)], column: "status") == .text("full"))
+        #expect(try view.quarantine(org: nil, root: root).isEmpty)
+        #expect(try hub.registry.auditLog(limit: 3).contains { $0.action == "resolve" && ($0.detail ?? "").contains("corrected to full") })
+    }
+}
