@@ -70,7 +70,7 @@ public enum SampleHub {
     }
 
     /// Writes one unit's history into a replica of its own and pushes it to the hub.
-    static func sync(unit: String, province: SampleProvince, hub: Hub) throws -> Int {
+    public static func sync(unit: String, province: SampleProvince, hub: Hub) throws -> Int {
         let node = try NodeID("sample-\(unit)")
         let replica = try ReplicaStore(
             path: ":memory:", standard: hub.store.standard, identity: ReplicaIdentity(node: node, role: .unit(unit)), clock: SystemClock())

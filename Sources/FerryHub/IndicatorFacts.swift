@@ -194,11 +194,21 @@ public final class IndicatorFacts: Sendable {
 
     /// Facts of `indicators` for `units` (nil: every unit) from the replica's tables.
     func compute(_ db: Database, units: [String]?, indicators: [IndicatorDefinition]) throws -> [Fact] {
-        var out: [Fact] = []
+        // Measures that read the same rows the same way (table, join, period) share one
+        // scan: each becomes one conditional sum of the query, so the attendance rate's
+        // numerator and denominator, or the three study measures, cost one pass.
+        struct Scan: Hashable {
+            var table: String
+            var from: String
+            var period: String
+            var conditions: [String]
+        }
+        var scans: [Scan: [(indicator: String, part: String, value: String)]] = [:]
+        var order: [Scan] = []
+        let q = SchemaSQL.quote
         for i in indicators {
             for (part, measure) in [("n", i.numerator)] + (i.denominator.map { [("d", $0)] } ?? []) {
-                guard let t = standard.table(named: measure.table), let scope = t.scopeColumn else { continue }
-                let q = SchemaSQL.quote
+                guard let t = standard.table(named: measure.table), t.scopeColumn != nil else { continue }
                 var from = "\(q(t.name)) AS t"
                 var period = "'\(ReportPeriod.current)'"
                 var conditions: [String] = []
@@ -215,24 +225,39 @@ public final class IndicatorFacts: Sendable {
                     period = "CAST(t.\(q(p)) AS TEXT)"
                     conditions.append("t.\(q(p)) IS NOT NULL")
                 }
-                for (column, values) in measure.filter.sorted(by: { $0.key < $1.key }) {
-                    conditions.append("t.\(q(column)) IN (\(values.map(SchemaSQL.literal).joined(separator: ", ")))")
+                let filter = measure.filter.sorted(by: { $0.key < $1.key }).map { column, values in
+                    "t.\(q(column)) IN (\(values.map(SchemaSQL.literal).joined(separator: ", ")))"
                 }
-                var arguments: [DatabaseValueConvertible] = []
-                if let units {
-                    conditions.append("t.\(q(scope)) IN (\(units.map { _ in "?" }.joined(separator: ", ")))")
-                    arguments = units
-                }
-                let value = measure.sumColumn.map { "total(t.\(q($0)))" } ?? "count(*)"
-                let sql = """
-                    SELECT t.\(q(scope)), \(period), \(value) FROM \(from)
-                    \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
-                    GROUP BY 1, 2
-                    """
-                let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments.map { $0.databaseValue }))
-                while let r = try rows.next() {
-                    guard let unit = r[0] as String?, let p = r[1] as String? else { continue }
-                    out.append(Fact(unit: unit, indicator: i.id, part: part, period: p, value: r[2]))
+                let amount = measure.sumColumn.map { "t.\(q($0))" } ?? "1"
+                let value = filter.isEmpty ? "total(\(amount))" : "total(CASE WHEN \(filter.joined(separator: " AND ")) THEN \(amount) END)"
+                let scan = Scan(table: t.name, from: from, period: period, conditions: conditions)
+                if scans[scan] == nil { order.append(scan) }
+                scans[scan, default: []].append((i.id, part, value))
+            }
+        }
+        var out: [Fact] = []
+        for scan in order {
+            let t = standard.table(named: scan.table)!
+            let scope = t.scopeColumn!
+            var conditions = scan.conditions
+            var arguments: [DatabaseValue] = []
+            if let units {
+                conditions.append("t.\(q(scope)) IN (\(units.map { _ in "?" }.joined(separator: ", ")))")
+                arguments = units.map(\.databaseValue)
+            }
+            let measures = scans[scan]!
+            let sql = """
+                SELECT t.\(q(scope)), \(scan.period), \(measures.map(\.value).joined(separator: ", ")) FROM \(scan.from)
+                \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
+                GROUP BY 1, 2
+                """
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments))
+            while let r = try rows.next() {
+                guard let unit = r[0] as String?, let p = r[1] as String? else { continue }
+                for (n, m) in measures.enumerated() {
+                    let v: Double = r[n + 2]
+                    // A group where this measure matched nothing holds no fact, as if counted alone.
+                    if v != 0 { out.append(Fact(unit: unit, indicator: m.indicator, part: m.part, period: p, value: v)) }
                 }
             }
         }

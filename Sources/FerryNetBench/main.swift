@@ -9,6 +9,12 @@
 //                                                    the supervisor's view over a sample province
 //                                                    (default 3 × 3 × 22 units, 5 years)
 //
+//   swift run -c release FerryNetBench bootstrap [years]
+//                                                    a new node of the reference unit pulls its scope
+//   swift run -c release FerryNetBench province [units steady-seconds burst-seconds max-sessions]
+//                                                    N units over real HTTP against a hub process,
+//                                                    steady then burst (default 2000 120 5 32)
+//
 // With no argument, push and day run.
 import FerryCore
 import FerryHub
@@ -24,6 +30,17 @@ import Hummingbird
 
 let mode = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "all"
 let rows = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 100_000 : 100_000
+if mode == "bootstrap" {
+    try BootstrapBench.run(years: rows == 100_000 ? 5 : rows)
+    exit(0)
+}
+if mode == "province" {
+    let n = CommandLine.arguments.dropFirst(2).compactMap { Int($0) }
+    try await ProvinceLoad.run(
+        units: n.count > 0 ? n[0] : 2000, steadyWindow: Double(n.count > 1 ? n[1] : 120), burstWindow: Double(n.count > 2 ? n[2] : 5),
+        maxSessions: n.count > 3 ? n[3] : 32)
+    exit(0)
+}
 if mode == "rollup" {
     let n = CommandLine.arguments.dropFirst(2).compactMap { Int($0) }
     try await RollupBench.run(
