@@ -76,7 +76,7 @@ public enum SampleHub {
             path: ":memory:", standard: hub.store.standard, identity: ReplicaIdentity(node: node, role: .unit(unit)), clock: SystemClock())
         defer { try? replica.close() }
         while let cs = try hub.store.extract(for: Peer(id: node, direction: .downstream(unit: unit)), maxBytes: 1 << 20) {
-            try replica.apply(cs, sender: .trusted)
+            try replica.apply(cs, sender: .trusted, from: hub.nodeID)
             try hub.store.acknowledge(cs.batch, from: node)
         }
         var count = 0

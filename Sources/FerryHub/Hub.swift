@@ -267,6 +267,15 @@ public final class Hub: Sendable {
 
     /// Runs `body` as one sync session, or refuses with `overloaded` when too many run.
     public func session<T>(_ body: () throws(WireError) -> T) throws(WireError) -> T {
+        try admitSession()
+        defer { endSession() }
+        return try body()
+    }
+
+    /// Takes one of the `maxConcurrentSessions` slots, or refuses with `overloaded`. The
+    /// HTTP layer takes it as a request arrives, before it waits for a worker thread, so a
+    /// burst is answered with 503 + Retry-After at once instead of queueing unseen.
+    public func admitSession() throws(WireError) {
         let admitted = sessions.withLock { n -> Int? in
             guard n < settings.maxConcurrentSessions else { return nil }
             n += 1
@@ -277,14 +286,15 @@ public final class Hub: Sendable {
             throw WireError(.overloaded, "the hub is serving \(settings.maxConcurrentSessions) syncs; retry after the delay in Retry-After")
         }
         metrics.sessionsInFlight.record(inFlight)
-        defer {
-            let left = sessions.withLock { n -> Int in
-                n -= 1
-                return n
-            }
-            metrics.sessionsInFlight.record(left)
+    }
+
+    /// Gives back a slot taken by `admitSession()`.
+    public func endSession() {
+        let left = sessions.withLock { n -> Int in
+            n -= 1
+            return n
         }
-        return try body()
+        metrics.sessionsInFlight.record(left)
     }
 
     /// Applies one pushed batch from `node`; acknowledged only once durably applied.

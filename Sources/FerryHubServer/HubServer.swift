@@ -84,6 +84,12 @@ public struct HubServer: Sendable {
         let gzipped = headers[.contentEncoding] == "gzip"
         let hub = self.hub
         let maxBody = hub.settings.maxBodyBytes
+        // A sync request takes its session slot now, before waiting for a worker thread.
+        let isSession = route == .push || route == .pull
+        if isSession {
+            do throws(WireError) { try hub.admitSession() } catch { return failure(error) }
+        }
+        defer { if isSession { hub.endSession() } }
         let outcome: Result<Reply, WireError> = await offload {
             Result { () throws(WireError) -> Reply in
                 func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
@@ -105,16 +111,12 @@ public struct HubServer: Sendable {
                     return try .encodable(hub.enrol(try json(EnrolRequest.self)))
                 case .push:
                     let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
-                    return try hub.session { () throws(WireError) -> Reply in
-                        .encodable(try hub.push(from: node, body: try body()))
-                    }
+                    return .encodable(try hub.push(from: node, body: try body()))
                 case .pull:
                     let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
                     let req = try json(PullRequest.self)
-                    return try hub.session { () throws(WireError) -> Reply in
-                        guard let bytes = try hub.pull(for: node, request: req) else { return .empty }
-                        return .changeset(bytes)
-                    }
+                    guard let bytes = try hub.pull(for: node, request: req) else { return .empty }
+                    return .changeset(bytes)
                 case .standard:
                     _ = try hub.authenticate(method: method, path: path, header: header, body: raw)
                     return .encodable(hub.signedStandard)

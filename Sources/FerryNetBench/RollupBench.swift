@@ -60,7 +60,7 @@ enum RollupBench {
             clock: SystemClock())
         let peer = NodeID(unchecked: "\(unit)-n9")
         while let cs = try hub.store.extract(for: Peer(id: peer, direction: .downstream(unit: unit)), maxBytes: 1 << 20) {
-            try replica.apply(cs, sender: .trusted)
+            try replica.apply(cs, sender: .trusted, from: hub.nodeID)
             try hub.store.acknowledge(cs.batch, from: peer)
         }
         try replica.executeAll(day.map { (sql: $0.sql, arguments: $0.arguments) })

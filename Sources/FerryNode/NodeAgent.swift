@@ -95,7 +95,7 @@ public final class NodeAgent: Sendable {
                 let applied: ApplyReport
                 // A value this node's (older) standard does not allow is quarantined, not fatal: the
                 // hub sends everything again once the node has moved to the newer standard.
-                do { applied = try store.apply(cs, sender: .trusted, quarantine: true) } catch { throw local("applying the hub's batch failed: \(error)") }
+                do { applied = try store.apply(cs, sender: .trusted, quarantine: true, from: hubPeer.id) } catch { throw local("applying the hub's batch failed: \(error)") }
                 try hub.acknowledgePull(PullAcknowledgement(cs.batch))
                 report.pulledBatches += 1
                 report.pulledRows += cs.rowCount

@@ -224,8 +224,13 @@ extension ReplicaStore {
     /// With `quarantine`, a row whose values fail the standard's checks is set aside in
     /// `ferry_quarantine` with its reason, and the rest of the batch is applied (the hub does
     /// this, so one bad value never blocks a unit's later batches).
+    ///
+    /// `source` names the peer the changeset came from. When that peer had acknowledged
+    /// everything this replica held, whatever the apply changes came from it, so its cursor
+    /// moves past the apply: a new node that pulls its unit's 100,000 rows does not push
+    /// them all back on its next sync. (Sending them back would be harmless, only wasteful.)
     @discardableResult
-    public func apply(_ changeset: Changeset, sender: SenderScope, quarantine: Bool = false) throws -> ApplyReport {
+    public func apply(_ changeset: Changeset, sender: SenderScope, quarantine: Bool = false, from source: NodeID? = nil) throws -> ApplyReport {
         var changeset = changeset
         var rowsByTable: [String: [RowChange]] = [:]
         for t in changeset.tables { rowsByTable[t.name] = t.rows }
@@ -256,6 +261,14 @@ extension ReplicaStore {
                     ])
             }
             _ = try stamp(db, nodes)
+            // After stamping, so a local write not yet sent makes the cursor stay put.
+            var sourceCursor: Cursor?
+            var seqBefore: Int64 = 0
+            if let source {
+                seqBefore = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM ferry_rows") ?? 0
+                let c = try loadCursor(db, source)
+                if c.base >= seqBefore { sourceCursor = c }
+            }
             for sql in SchemaSQL.suppressCaptureWhileApplying { try db.execute(sql: sql) }
             try db.execute(sql: "INSERT INTO ferry_applying(active) VALUES (1)")
             try db.execute(sql: "INSERT INTO temp.ferry_applying_here(active) VALUES (1)")
@@ -276,6 +289,10 @@ extension ReplicaStore {
             try saveCounters(db, counters)
             try db.execute(sql: "DELETE FROM ferry_applying")
             try db.execute(sql: "DELETE FROM temp.ferry_applying_here")
+            if let source, let c = sourceCursor {
+                let after = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM ferry_rows") ?? 0
+                if after > seqBefore { try saveCursor(db, source, base: after, progress: after, batches: c.batches) }
+            }
             report.quarantined = quarantined.count
             return report
         }

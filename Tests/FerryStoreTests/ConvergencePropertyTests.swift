@@ -155,7 +155,10 @@ final class Schedule {
 
     func deliverNow(_ m: Message, ackLossRate: Double) throws {
         let cs = try ChangesetCodec.decode(m.bytes)
-        let report = try replicas[m.to].store.apply(cs, sender: sender(m.from, m.to))
+        // Half the deliveries name their source, so its cursor may skip the echo; the
+        // property must hold either way.
+        let source = rng.chance(0.5) ? replicas[m.from].id : nil
+        let report = try replicas[m.to].store.apply(cs, sender: sender(m.from, m.to), from: source)
         if trace {
             print("apply \(replicas[m.from].id)->\(replicas[m.to].id) batch \(cs.batch) rows \(cs.rowCount) \(report)")
             for t in cs.tables { for r in t.rows { print("   \(t.name)\(r.key) cl\(r.causalLength) \(r.cells.map { "\($0.column)=\($0.value?.description ?? "-")@\($0.version)" })") } }

@@ -23,6 +23,43 @@ struct SyncTests {
         #expect(try p.hub.conflicts().isEmpty && p.node.conflicts().isEmpty)
     }
 
+    @Test("a second node of a unit pulls the unit's rows and does not push them back; its own later writes still go up")
+    func bootstrapDoesNotEcho() throws {
+        let p = try Pair()
+        defer { p.cleanup() }
+        try p.node.executeAll((0..<300).map { (sql: "INSERT INTO member (id, unit_id, name) VALUES (?, 'u-a', ?)", arguments: [.text("m\($0)"), .text("党员\($0)")]) })
+        try p.push()
+        let second = try ReplicaStore(
+            path: p.dir.file("second.db"), standard: p.standard, identity: .init(node: NodeID(unchecked: "node-a2"), role: .unit(unitA)), clock: p.clock)
+        defer { try? second.close() }
+        let me = NodeID(unchecked: "node-a2")
+        var pulled = 0
+        while let cs = try p.hub.extract(for: Peer(id: me, direction: .downstream(unit: unitA)), maxBytes: 4096) {
+            pulled += cs.rowCount
+            try second.apply(ChangesetCodec.decode(ChangesetCodec.encode(cs)), sender: .trusted, from: hubID)
+            try p.hub.acknowledge(cs.batch, from: me)
+        }
+        #expect(pulled == 300)
+        let mine = try second.syncedContents(of: "member")
+        #expect(mine == (try p.hub.syncedContents(of: "member")))
+        #expect(try second.extract(for: Peer(id: hubID, direction: .upstream)) == nil, "nothing to send back")
+        // A write made while a pull is under way is not skipped: it is pushed (with the echo).
+        try second.execute("UPDATE member SET name = '新名字' WHERE id = 'm7'")
+        try p.hub.execute("UPDATE member SET note = '核实' WHERE id = 'm8'")
+        let down = try #require(try p.hub.extract(for: Peer(id: me, direction: .downstream(unit: unitA))))
+        try second.apply(down, sender: .trusted, from: hubID)
+        try p.hub.acknowledge(down.batch, from: me)
+        var up = 0
+        while let cs = try second.extract(for: Peer(id: hubID, direction: .upstream)) {
+            up += cs.rowCount
+            try p.hub.apply(cs, sender: .unit(unitA))
+            try second.acknowledge(cs.batch, from: hubID)
+        }
+        #expect(up >= 1)
+        #expect(try p.hub.currentValue(table: "member", key: [.text("m7")], column: "name") == .text("新名字"))
+        #expect(try second.currentValue(table: "member", key: [.text("m8")], column: "note") == .text("核实"))
+    }
+
     @Test("re-applying a changeset changes nothing")
     func applyIsIdempotent() throws {
         let p = try Pair()
