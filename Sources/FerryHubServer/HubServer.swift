@@ -70,6 +70,14 @@ public struct HubServer: Sendable {
 
     func respond(_ route: HubRoute, _ request: Request) async -> Response {
         var request = request
+        let hub = self.hub
+        // A sync request takes its session slot as it arrives: before its body is read and
+        // before it waits for a worker thread, so a shed request costs the hub almost nothing.
+        let isSession = route == .push || route == .pull
+        if isSession {
+            do throws(WireError) { try hub.admitSession() } catch { return failure(error) }
+        }
+        defer { if isSession { hub.endSession() } }
         let raw: [UInt8]
         do {
             let buffer = try await request.collectBody(upTo: hub.settings.maxBodyBytes)
@@ -82,14 +90,7 @@ public struct HubServer: Sendable {
         let method = request.method.rawValue
         let acceptsGzip = headers[.acceptEncoding]?.contains("gzip") ?? false
         let gzipped = headers[.contentEncoding] == "gzip"
-        let hub = self.hub
         let maxBody = hub.settings.maxBodyBytes
-        // A sync request takes its session slot now, before waiting for a worker thread.
-        let isSession = route == .push || route == .pull
-        if isSession {
-            do throws(WireError) { try hub.admitSession() } catch { return failure(error) }
-        }
-        defer { if isSession { hub.endSession() } }
         let outcome: Result<Reply, WireError> = await offload {
             Result { () throws(WireError) -> Reply in
                 func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }

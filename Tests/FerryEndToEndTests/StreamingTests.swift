@@ -41,7 +41,7 @@ struct StreamingTests {
             SELECT 'big' || i, 'u-big', '党员' || i, 'full', '2020-05-04', '13912345678', hex(randomblob(\(noteChars / 2))) FROM n;
             """)
         #expect(fill.status == 0, "\(fill.error)")
-        let volumeMiB = rows * noteChars >> 20
+        let volumeMiB = (rows * noteChars) >> 20
         let hubPid = p.hub.process.processIdentifier
         let hubStart = Self.peakKiB(hubPid)
 
