@@ -24,10 +24,17 @@ public enum HubRoute: String, CaseIterable, Sendable {
 
     /// Routes of the supervisor's view (people with accounts), not of nodes syncing.
     public var isSupervisor: Bool { rawValue.contains("/v1/admin/") || rawValue.contains("/v1/report/") }
+}
 
+/// A route named "METHOD /path".
+public protocol NamedRoute: RawRepresentable<String> {}
+
+extension NamedRoute {
     public var method: String { String(rawValue.split(separator: " ")[0]) }
     public var path: String { String(rawValue.split(separator: " ")[1]) }
 }
+
+extension HubRoute: NamedRoute {}
 
 /// Serves a `Hub` over HTTP/1.1 with Hummingbird. Every handler only moves bytes: parsing,
 /// authentication and sync logic live in `Hub`.

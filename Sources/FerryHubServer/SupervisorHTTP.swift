@@ -6,7 +6,7 @@ import HTTPTypes
 import Hummingbird
 
 /// The dashboard's pages (HTML for people; the JSON and CSV API is in `HubRoute`).
-public enum DashboardRoute: String, CaseIterable, Sendable {
+public enum DashboardRoute: String, CaseIterable, Sendable, NamedRoute {
     case root = "GET /"
     /// The login form; `?ticket=` redeems a one-time login link instead.
     case loginPage = "GET /login"
@@ -18,9 +18,6 @@ public enum DashboardRoute: String, CaseIterable, Sendable {
     case resolveConflict = "POST /dashboard/conflicts"
     case quarantine = "GET /dashboard/quarantine"
     case resolveQuarantine = "POST /dashboard/quarantine"
-
-    public var method: String { String(rawValue.split(separator: " ")[0]) }
-    public var path: String { String(rawValue.split(separator: " ")[1]) }
 }
 
 /// Serves the supervisor's view: the report API (JSON, or CSV with `format=csv`) and the

@@ -291,8 +291,8 @@ enum ProvinceLoad {
                 let read = Array(Set(cols + t.primaryKey + [t.scopeColumn!]))
                 for r in try Row.fetchAll(db, sql: "SELECT \(read.map { "\"\($0)\"" }.joined(separator: ", ")) FROM \"\(name)\"") {
                     guard let unit = r[t.scopeColumn!] as String?, units.contains(unit) else { continue }
-                    let key = t.primaryKey.map { value(r[$0] as DatabaseValue).description }.joined(separator: ",")
-                    let cells = cols.map { "\($0)=\(value(r[$0] as DatabaseValue).description)" }
+                    let key = t.primaryKey.map { Value(r[$0] as DatabaseValue).description }.joined(separator: ",")
+                    let cells = cols.map { "\($0)=\(Value(r[$0] as DatabaseValue).description)" }
                     var e = out["\(unit)|\(name)"] ?? [0, 0]
                     e[0] += 1
                     e[1] &+= fnv("\(name)|\(key)|" + cells.joined(separator: ";"))
@@ -301,16 +301,6 @@ enum ProvinceLoad {
             }
         }
         return out
-    }
-
-    static func value(_ v: DatabaseValue) -> Value {
-        switch v.storage {
-        case .null: return .null
-        case .int64(let i): return .integer(i)
-        case .double(let d): return .real(d)
-        case .string(let s): return .text(s)
-        case .blob(let b): return .blob([UInt8](b))
-        }
     }
 
     static func fnv(_ s: String) -> UInt64 {

@@ -413,7 +413,8 @@ final class NodeCache: @unchecked Sendable {
 }
 
 extension Value {
-    init(_ dbValue: DatabaseValue) {
+    /// The value GRDB read from a column.
+    public init(_ dbValue: DatabaseValue) {
         switch dbValue.storage {
         case .null: self = .null
         case .int64(let i): self = .integer(i)

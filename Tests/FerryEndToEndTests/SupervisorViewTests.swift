@@ -40,7 +40,7 @@ struct IndicatorOracle {
                     for r in try Row.fetchAll(db, sql: "SELECT * FROM \"\(t.name)\"") {
                         guard let unit = r[t.scopeColumn!] as String? else { continue }
                         var keep = true
-                        for (c, values) in m.filter where !values.contains(IndicatorOracle.value(r[c] as DatabaseValue)) { keep = false }
+                        for (c, values) in m.filter where !values.contains(Value(r[c] as DatabaseValue)) { keep = false }
                         guard keep else { continue }
                         var label = ReportPeriod.current
                         if let d = dateColumn {
@@ -53,7 +53,7 @@ struct IndicatorOracle {
                             else { continue }
                             label = p.label
                         } else if let pc = m.periodColumn {
-                            let v = IndicatorOracle.value(r[pc] as DatabaseValue)
+                            let v = Value(r[pc] as DatabaseValue)
                             switch v {
                             case .integer(let y): label = String(y)
                             case .text(let s): label = s
@@ -65,16 +65,6 @@ struct IndicatorOracle {
                     }
                 }
             }
-        }
-    }
-
-    static func value(_ v: DatabaseValue) -> Value {
-        switch v.storage {
-        case .null: return .null
-        case .int64(let i): return .integer(i)
-        case .double(let d): return .real(d)
-        case .string(let t): return .text(t)
-        case .blob(let b): return .blob([UInt8](b))
         }
     }
 
