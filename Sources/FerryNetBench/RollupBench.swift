@@ -91,7 +91,10 @@ enum RollupBench {
             for _ in 0..<5 {
                 let r = try runCommand("/usr/bin/env", ["curl", "-s", "-b", jar, "-o", dir.file("page"), "-w", "%{time_total} %{size_download} %{http_code}", "\(base)\(path)"])
                 let f = r.stdout.split(separator: " ")
-                precondition(f.count == 3 && f[2] == "200", "GET \(path): \(r.stdout) \(r.stderr)")
+                guard f.count == 3, f[2] == "200" else {
+                    print("GET \(path) failed: \(r.stdout) \(r.stderr)")
+                    return (-1, 0)
+                }
                 times.append(Double(f[0])!)
                 size = Int(f[1])!
             }
