@@ -77,58 +77,64 @@ public final class IndicatorFacts: Sendable {
             // The hub's own edits (a supervisor's correction, the sqlite3 shell) get their
             // change sequence when stamped.
             try store.stampPendingChanges()
-            let watermark = try store.latestChangeSequence()
-            let state = try db.read { db in
-                try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM report_state").map { ($0[0] as String, $0[1] as DatabaseValue) })
-            }
-            let seen = state["watermark"].flatMap { Int64.fromDatabaseValue($0) } ?? -1
-            let version = state["standard"].flatMap { String.fromDatabaseValue($0) }
-            let shape = state["tree"].flatMap { String.fromDatabaseValue($0) }
-            if seen < 0 || version != standard.version.description {
-                let facts = try store.read { db in try self.compute(db, units: nil, indicators: self.standard.indicators) }
-                try db.write { db in
-                    try db.execute(sql: "DELETE FROM unit_facts")
-                    try self.insert(db, facts)
-                    try self.rebuildRollups(db, tree: tree)
-                    try self.saveState(db, watermark: watermark, tree: tree)
+            // One IMMEDIATE transaction from reading the watermark to saving the new one: a
+            // second process refreshing the same report.db (`ferry report` beside the
+            // server) waits for it instead of adding the same differences twice.
+            return try db.writeWithoutTransaction { db in
+                var result = Refresh(full: false, units: 0, watermark: 0)
+                try db.inTransaction(.immediate) {
+                    result = try self.refresh(db, store: store, tree: tree)
+                    return .commit
                 }
-                return Refresh(full: true, units: Set(facts.map(\.unit)).count, watermark: watermark)
+                return result
             }
-            if shape != tree.shapeDigest {
-                // A unit was added or moved: the unit facts stand, their sums are regrouped.
-                try db.write { db in
-                    try self.rebuildRollups(db, tree: tree)
-                    try db.execute(sql: "INSERT OR REPLACE INTO report_state (key, value) VALUES ('tree', ?)", arguments: [tree.shapeDigest])
-                }
-            }
-            guard watermark > seen else { return Refresh(full: false, units: 0, watermark: seen) }
-            var touched: [String: Set<String>] = [:]  // unit → indicator ids
-            var everyUnit: Set<String> = []
-            for (table, scope) in try store.changedScopes(after: seen) {
-                for i in dependents[table] ?? [] {
-                    if let s = scope { touched[s, default: []].insert(i.id) } else { everyUnit.insert(i.id) }
-                }
-            }
-            if !everyUnit.isEmpty {
-                for u in tree.nodes.values where u.level == "unit" { touched[u.id, default: []].formUnion(everyUnit) }
-            }
-            // Batches of units keep each read snapshot and write transaction short.
-            let units = touched.keys.sorted()
-            for start in stride(from: 0, to: units.count, by: 200) {
-                let batch = Array(units[start..<min(start + 200, units.count)])
-                let ids = Set(batch.flatMap { touched[$0]! })
-                let indicators = standard.indicators.filter { ids.contains($0.id) }
-                let fresh = try store.read { db in try self.compute(db, units: batch, indicators: indicators) }
-                try db.write { db in
-                    for unit in batch {
-                        let wanted = touched[unit]!
-                        try self.replace(db, unit: unit, indicators: wanted, with: fresh.filter { $0.unit == unit }, tree: tree)
-                    }
-                }
-            }
-            try db.write { db in try self.saveState(db, watermark: watermark, tree: tree) }
-            return Refresh(full: false, units: units.count, watermark: watermark)
         }
+    }
+
+    func refresh(_ db: Database, store: ReplicaStore, tree: OrgTree) throws -> Refresh {
+        let watermark = try store.latestChangeSequence()
+        let state = try Dictionary(
+            uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM report_state").map { ($0[0] as String, $0[1] as DatabaseValue) })
+        let seen = state["watermark"].flatMap { Int64.fromDatabaseValue($0) } ?? -1
+        let version = state["standard"].flatMap { String.fromDatabaseValue($0) }
+        let shape = state["tree"].flatMap { String.fromDatabaseValue($0) }
+        if seen < 0 || version != standard.version.description {
+            let facts = try store.read { db in try self.compute(db, units: nil, indicators: self.standard.indicators) }
+            try db.execute(sql: "DELETE FROM unit_facts")
+            try insert(db, facts)
+            try rebuildRollups(db, tree: tree)
+            try saveState(db, watermark: watermark, tree: tree)
+            return Refresh(full: true, units: Set(facts.map(\.unit)).count, watermark: watermark)
+        }
+        if shape != tree.shapeDigest {
+            // A unit was added or moved: the unit facts stand, their sums are regrouped.
+            try rebuildRollups(db, tree: tree)
+            try db.execute(sql: "INSERT OR REPLACE INTO report_state (key, value) VALUES ('tree', ?)", arguments: [tree.shapeDigest])
+        }
+        guard watermark > seen else { return Refresh(full: false, units: 0, watermark: seen) }
+        var touched: [String: Set<String>] = [:]  // unit → indicator ids
+        var everyUnit: Set<String> = []
+        for (table, scope) in try store.changedScopes(after: seen) {
+            for i in dependents[table] ?? [] {
+                if let s = scope { touched[s, default: []].insert(i.id) } else { everyUnit.insert(i.id) }
+            }
+        }
+        if !everyUnit.isEmpty {
+            for u in tree.nodes.values where u.level == "unit" { touched[u.id, default: []].formUnion(everyUnit) }
+        }
+        // Batches of units keep each read of the replica short.
+        let units = touched.keys.sorted()
+        for start in stride(from: 0, to: units.count, by: 200) {
+            let batch = Array(units[start..<min(start + 200, units.count)])
+            let ids = Set(batch.flatMap { touched[$0]! })
+            let indicators = standard.indicators.filter { ids.contains($0.id) }
+            let fresh = try store.read { db in try self.compute(db, units: batch, indicators: indicators) }
+            for unit in batch {
+                try replace(db, unit: unit, indicators: touched[unit]!, with: fresh.filter { $0.unit == unit }, tree: tree)
+            }
+        }
+        try saveState(db, watermark: watermark, tree: tree)
+        return Refresh(full: false, units: units.count, watermark: watermark)
     }
 
     /// Forgets every fact; the next refresh recomputes from scratch.

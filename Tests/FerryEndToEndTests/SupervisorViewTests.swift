@@ -7,6 +7,7 @@ import FerryTestSupport
 import FerryWire
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 /// The indicators the hub shows, checked against a second computation that shares no code
@@ -184,6 +185,42 @@ struct SupervisorViewTests {
                 }
             }
         }
+    }
+
+    @Test("two connections refreshing one report.db at the same time leave it equal to a full recompute")
+    func concurrentRefreshers() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        _ = try sampleHub(dir)
+        let view = try view(dir)
+        try view.refresh()
+        let tree = try view.tree()
+        // A second connection to the same file, as `ferry report` beside the server has.
+        let other = try IndicatorFacts(path: dir.file("hub/report.db"), standard: view.hub.store.standard)
+        let units = tree.units(under: tree.roots[0]).map(\.id)
+        for round in 0..<4 {
+            try view.hub.store.executeAll(units.map {
+                (sql: "UPDATE study_record SET minutes = minutes + \(round + 1) WHERE id IN (SELECT id FROM study_record WHERE unit_id = ? LIMIT 30)", arguments: [.text($0)])
+            })
+            let errors = Mutex<[String]>([])
+            let group = DispatchGroup()
+            for facts in [view.facts, other] {
+                group.enter()
+                Thread {
+                    defer { group.leave() }
+                    do { try facts.refresh(from: view.hub.store, tree: tree) } catch { errors.withLock { $0.append("\(error)") } }
+                }.start()
+            }
+            group.wait()
+            #expect(errors.withLock { $0 }.isEmpty)
+        }
+        let full = try IndicatorFacts(path: dir.file("full.db"), standard: view.hub.store.standard)
+        try full.refresh(from: view.hub.store, tree: tree)
+        let root = tree.roots[0]
+        let a = try view.facts.parts(org: root)["study_minutes_per_member"]?["n"] ?? [:]
+        let b = try full.parts(org: root)["study_minutes_per_member"]?["n"] ?? [:]
+        #expect(!b.isEmpty)
+        for (period, want) in b { expectClose(a[period] ?? 0, want, "study minutes \(period)") }
     }
 
     @Test("SQLite places every day of four years in the same period as the Swift value does")
