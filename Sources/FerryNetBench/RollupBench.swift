@@ -81,9 +81,9 @@ enum RollupBench {
         let serving = Task { try await app.runService() }
         while portBox.get() == 0 { try await Task.sleep(for: .milliseconds(20)) }
         let base = "http://127.0.0.1:\(portBox.get())"
-        try hub.registry.setAdmin(name: "bench", password: "bench password", orgID: tree.roots[0], now: now)
+        try hub.registry.setAdmin(name: "bench", password: "bench password", orgID: tree.roots[0], now: hub.now())
         let jar = dir.file("jar")
-        let ticket = try hub.registry.loginTicket(name: "bench", now: now)
+        let ticket = try hub.registry.loginTicket(name: "bench", now: hub.now())
         _ = try runCommand("/usr/bin/env", ["curl", "-s", "-c", jar, "-o", "/dev/null", "\(base)/login?ticket=\(ticket)"])
         func timed(_ path: String) throws -> (Double, Int) {
             var times: [Double] = []
