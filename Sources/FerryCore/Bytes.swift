@@ -153,3 +153,15 @@ public enum CRC32C {
         return crc ^ 0xFFFF_FFFF
     }
 }
+
+/// FNV-1a, 64 bits: a cheap, stable content digest (not a cryptographic hash) for comparing
+/// replicas, org trees and bench results.
+public struct FNV1a: Sendable {
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    public init() {}
+    public mutating func add<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
+        for b in bytes { value = (value ^ UInt64(b)) &* 0x100_0000_01b3 }
+    }
+    public mutating func add(_ text: String) { add(text.utf8) }
+    public var hex: String { String(value, radix: 16) }
+}

@@ -142,10 +142,15 @@ public enum TargetStatus: String, Sendable, Codable {
     /// A ratio's target applies as is at every level; a plain sum's target is per unit, so a
     /// county of 12 units is measured against 12 × target.
     public static func of(_ value: Double?, indicator: IndicatorDefinition, units: Int) -> TargetStatus {
-        guard let target = indicator.target else { return value == nil ? .noData : .noTarget }
+        let goal = indicator.target.map { indicator.denominator == nil ? $0 * Double(max(units, 1)) : $0 }
+        return of(value, goal: goal, lowerIsBetter: indicator.lowerIsBetter)
+    }
+
+    /// `value` against a goal already scaled to the level it is measured at.
+    public static func of(_ value: Double?, goal: Double?, lowerIsBetter: Bool = false) -> TargetStatus {
+        guard let goal else { return value == nil ? .noData : .noTarget }
         guard let v = value else { return .noData }
-        let goal = indicator.denominator == nil ? target * Double(max(units, 1)) : target
-        return (indicator.lowerIsBetter ? v <= goal : v >= goal) ? .met : .missed
+        return (lowerIsBetter ? v <= goal : v >= goal) ? .met : .missed
     }
 }
 
@@ -218,14 +223,12 @@ public struct OrgTree: Sendable {
 
     /// A digest of the tree's shape: roll-ups must be rebuilt when a unit moves.
     public var shapeDigest: String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        var h = FNV1a()
         for id in nodes.keys.sorted() {
             let n = nodes[id]!
-            for b in "\(id)|\(n.parentID ?? "")|\(n.level)|\(n.industry ?? "");".utf8 {
-                h = (h ^ UInt64(b)) &* 0x100_0000_01b3
-            }
+            h.add("\(id)|\(n.parentID ?? "")|\(n.level)|\(n.industry ?? "");")
         }
-        return String(h, radix: 16)
+        return h.hex
     }
 }
 

@@ -23,6 +23,9 @@ public final class IndicatorFacts: Sendable {
     /// Indicators by the tables whose changes can move them (counted, summed, or dated through).
     let dependents: [String: [IndicatorDefinition]]
     private let refreshing = Mutex(())
+    /// The report's indexes on the replica were checked (once per instance: a table rebuilt
+    /// by a standard upgrade comes with a restart, hence a new instance).
+    private let indexesChecked = Mutex(false)
 
     public init(path: String, standard: Standard) throws {
         var config = Configuration()
@@ -73,17 +76,24 @@ public final class IndicatorFacts: Sendable {
     @discardableResult
     public func refresh(from store: ReplicaStore, tree: OrgTree) throws -> Refresh {
         try refreshing.withLock { _ in
-            try ensureIndexes(store)
+            try indexesChecked.withLock { checked in
+                if !checked { try ensureIndexes(store) }
+                checked = true
+            }
             // The hub's own edits (a supervisor's correction, the sqlite3 shell) get their
-            // change sequence when stamped.
-            try store.stampPendingChanges()
+            // change sequence when stamped; a page view with nothing captured writes nothing.
+            if try store.capturedWrites() > 0 { try store.stampPendingChanges() }
+            let watermark = try store.latestChangeSequence()
+            if try db.read({ db in try self.isCurrent(State(db), watermark: watermark, tree: tree) }) {
+                return Refresh(full: false, units: 0, watermark: watermark)
+            }
             // One IMMEDIATE transaction from reading the watermark to saving the new one: a
             // second process refreshing the same report.db (`ferry report` beside the
             // server) waits for it instead of adding the same differences twice.
             return try db.writeWithoutTransaction { db in
                 var result = Refresh(full: false, units: 0, watermark: 0)
                 try db.inTransaction(.immediate) {
-                    result = try self.refresh(db, store: store, tree: tree)
+                    result = try self.refresh(db, store: store, tree: tree, watermark: watermark)
                     return .commit
                 }
                 return result
@@ -91,14 +101,29 @@ public final class IndicatorFacts: Sendable {
         }
     }
 
-    func refresh(_ db: Database, store: ReplicaStore, tree: OrgTree) throws -> Refresh {
-        let watermark = try store.latestChangeSequence()
-        let state = try Dictionary(
-            uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM report_state").map { ($0[0] as String, $0[1] as DatabaseValue) })
-        let seen = state["watermark"].flatMap { Int64.fromDatabaseValue($0) } ?? -1
-        let version = state["standard"].flatMap { String.fromDatabaseValue($0) }
-        let shape = state["tree"].flatMap { String.fromDatabaseValue($0) }
-        if seen < 0 || version != standard.version.description {
+    /// What `report_state` says the facts reflect.
+    struct State {
+        var watermark: Int64
+        var standard: String?
+        var tree: String?
+        init(_ db: Database) throws {
+            let state = try Dictionary(
+                uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM report_state").map { ($0[0] as String, $0[1] as DatabaseValue) })
+            watermark = state["watermark"].flatMap { Int64.fromDatabaseValue($0) } ?? -1
+            standard = state["standard"].flatMap { String.fromDatabaseValue($0) }
+            tree = state["tree"].flatMap { String.fromDatabaseValue($0) }
+        }
+    }
+
+    func isCurrent(_ state: State, watermark: Int64, tree: OrgTree) -> Bool {
+        state.watermark >= 0 && state.watermark >= watermark && state.standard == standard.version.description && state.tree == tree.shapeDigest
+    }
+
+    func refresh(_ db: Database, store: ReplicaStore, tree: OrgTree, watermark: Int64) throws -> Refresh {
+        let state = try State(db)
+        let seen = state.watermark
+        let shape = state.tree
+        if seen < 0 || state.standard != standard.version.description {
             let facts = try store.read { db in try self.compute(db, units: nil, indicators: self.standard.indicators) }
             try db.execute(sql: "DELETE FROM unit_facts")
             try insert(db, facts)

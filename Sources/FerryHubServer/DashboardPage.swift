@@ -141,8 +141,8 @@ enum DashboardPage {
             s += "<tr data-row=\"\(F.html(b.id))\"><td>\(name)</td><td class=\"num\">\(b.units)</td><td class=\"num\(b.silentUnits > 0 ? " silent" : "")\">\(b.silentUnits)</td>"
             for f in r.figures {
                 let v = b.values[f.id]
-                let i = IndicatorDefinition(id: f.id, period: .month, numerator: .init(table: ""), denominator: f.denominator == nil ? nil : .init(table: ""), target: f.denominator == nil ? nil : f.target)
-                let st = TargetStatus.of(v, indicator: i, units: b.units)
+                // A ratio's target holds at every level; a sum's is only shown for the page's own node.
+                let st = TargetStatus.of(v, goal: f.denominator == nil ? nil : f.target)
                 s += "<td class=\"num \(st.rawValue)\" data-indicator=\"\(F.html(f.id))\">\(F.number(v))</td>"
             }
             s += "</tr>"

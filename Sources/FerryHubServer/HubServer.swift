@@ -158,12 +158,12 @@ public struct HubServer: Sendable {
         let body = (try? JSONEncoder().encode(e)) ?? Data()
         return Response(status: .init(code: e.httpStatus), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
+}
 
-    /// Runs blocking SQLite work off the server's event loops.
-    func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { c in
-            DispatchQueue.global().async { c.resume(returning: work()) }
-        }
+/// Runs blocking SQLite work off the server's event loops.
+func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { c in
+        DispatchQueue.global().async { c.resume(returning: work()) }
     }
 }
 

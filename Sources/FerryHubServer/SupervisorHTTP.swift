@@ -61,10 +61,6 @@ struct SupervisorHTTP: Sendable {
         return Input(query: query, form: form, body: body, bearer: bearer, cookie: cookie, lang: lang)
     }
 
-    func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { c in DispatchQueue.global().async { c.resume(returning: work()) } }
-    }
-
     static func securityHeaders(_ h: inout HTTPFields) {
         // Nothing is loaded from anywhere but the page itself; no scripts at all.
         h[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"

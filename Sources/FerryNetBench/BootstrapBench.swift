@@ -34,21 +34,17 @@ enum BootstrapBench {
         let server = try ChildProcess(FerryBinary.path, ["hub", "serve", "--dir", hubDir, "--listen", "127.0.0.1:0"])
         defer { server.stop() }
         let url = "http://127.0.0.1:\(try server.waitFor("listening on http://127\\.0\\.0\\.1:(\\d+)"))"
-        let hubBefore = ProvinceLoad.peakRSS(server.process.processIdentifier) ?? 0
+        let hubBefore = peakResidentKiB(of: server.process.processIdentifier) ?? 0
         let node = dir.file("node")
         let initResult = try runCommand(FerryBinary.path, ["node", "init", "--dir", node, "--hub", url, "--token", token, "--lang", "en"])
         precondition(initResult.status == 0, initResult.stderr)
 
         let start = DispatchTime.now().uptimeNanoseconds
         let sync = try ChildProcess(FerryBinary.path, ["sync", "--dir", node, "--lang", "en", "--batch-bytes", String(1 << 20)])
-        var nodePeak = 0
-        while sync.process.isRunning {
-            nodePeak = max(nodePeak, ProvinceLoad.peakRSS(sync.process.processIdentifier) ?? 0)
-            Thread.sleep(forTimeInterval: 0.02)
-        }
+        let nodePeak = sync.waitSamplingPeak(every: 0.02)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         precondition(sync.process.terminationStatus == 0, "ferry sync failed: \(sync.stderr)")
-        let hubPeak = ProvinceLoad.peakRSS(server.process.processIdentifier) ?? 0
+        let hubPeak = peakResidentKiB(of: server.process.processIdentifier) ?? 0
         server.stop()
         let db = try DatabaseQueue(path: "\(node)/unit.db")
         let rows = try db.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_rows") ?? 0 }

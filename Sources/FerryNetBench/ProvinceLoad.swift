@@ -134,7 +134,7 @@ enum ProvinceLoad {
             let synced = ok.map { $0.untilSynced }.sorted()
             let rows = ok.reduce(0) { $0 + $1.rows }
             print(
-                "| \(name) (arrivals over \(f0(window)) s) | \(ok.count)/\(sessions.count) | \(sessions.reduce(0) { $0 + $1.shed }) | \(f1(Double(ok.count) / wall)) | \(f0(Double(rows) / wall)) | \(ms(pct(times, 0.5))) / \(ms(pct(times, 0.95))) / \(ms(pct(times, 0.99))) | \(f1(pct(synced, 0.5))) / \(f1(pct(synced, 0.99))) / \(f1(synced.last ?? 0)) s | \(peakRSS(pid).map { "\($0 / 1024) MiB" } ?? "?") |"
+                "| \(name) (arrivals over \(f0(window)) s) | \(ok.count)/\(sessions.count) | \(sessions.reduce(0) { $0 + $1.shed }) | \(f1(Double(ok.count) / wall)) | \(f0(Double(rows) / wall)) | \(ms(pct(times, 0.5))) / \(ms(pct(times, 0.95))) / \(ms(pct(times, 0.99))) | \(f1(pct(synced, 0.5))) / \(f1(pct(synced, 0.99))) / \(f1(synced.last ?? 0)) s | \(peakResidentKiB(of: pid).map { "\($0 / 1024) MiB" } ?? "?") |"
             )
             for s in sessions where s.failed != nil { print("  failed: \(s.failed!)") }
         }
@@ -304,20 +304,12 @@ enum ProvinceLoad {
     }
 
     static func fnv(_ s: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
+        var h = FNV1a()
+        h.add(s)
+        return h.value
     }
 
     // MARK: Helpers
-
-    static func peakRSS(_ pid: Int32) -> Int? {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
-        }
-        return nil
-    }
 
     static func concurrentMap<T, R: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) throws -> R) throws -> [R] where T: Sendable {
         let out = LockedArray<Result<R, any Error>?>(repeating: nil, count: items.count)

@@ -126,16 +126,12 @@ extension ReplicaStore {
 
     /// A content digest (FNV-1a 64 over the encoded synced contents) of `table`.
     public func digest(of table: String) throws -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        var h = FNV1a()
         for row in try syncedContents(of: table) {
-            for b in KeyEncoding.encode(row) {
-                h ^= UInt64(b)
-                h = h &* 0x100_0000_01b3
-            }
-            h ^= 0xff
-            h = h &* 0x100_0000_01b3
+            h.add(KeyEncoding.encode(row))
+            h.add([0xff])
         }
-        return String(h, radix: 16)
+        return h.hex
     }
 
     /// The version of one cell as this replica stores it (nil if never written).

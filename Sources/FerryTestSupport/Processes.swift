@@ -147,3 +147,27 @@ public func gzipSize(_ data: [UInt8]) throws -> Int {
     p.waitUntilExit()
     return result.count
 }
+
+/// Peak resident memory (VmHWM) of process `pid` so far, KiB; nil when it is gone (the
+/// kernel forgets the figure with the process).
+public func peakResidentKiB(of pid: Int32) -> Int? {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+    }
+    return nil
+}
+
+extension ChildProcess {
+    /// Waits for the process to exit, sampling its peak resident memory while it lives;
+    /// returns the last figure seen, KiB.
+    public func waitSamplingPeak(every interval: Double = 0.01) -> Int {
+        var peak = 0
+        while process.isRunning {
+            peak = max(peak, peakResidentKiB(of: process.processIdentifier) ?? 0)
+            Thread.sleep(forTimeInterval: interval)
+        }
+        process.waitUntilExit()
+        return peak
+    }
+}

@@ -6,24 +6,12 @@ import Testing
 /// memory either side is allowed to grow by passes through in bounded batches.
 @Suite("Streaming: bounded memory for a huge unit", .serialized)
 struct StreamingTests {
-    /// Peak resident memory (VmHWM) of a process, KiB.
-    static func peakKiB(_ pid: Int32) -> Int {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
-        }
-        return 0
-    }
+    static func peakKiB(_ pid: Int32) -> Int { peakResidentKiB(of: pid) ?? 0 }
 
     /// Runs `ferry args` to the end, sampling its peak memory while it lives.
     static func runSampled(_ args: [String]) throws -> (status: Int32, peakKiB: Int, stderr: String) {
         let p = try ChildProcess(FerryBinary.path, args)
-        var peak = 0
-        while p.process.isRunning {
-            peak = max(peak, peakKiB(p.process.processIdentifier))
-            Thread.sleep(forTimeInterval: 0.01)
-        }
-        p.process.waitUntilExit()
+        let peak = p.waitSamplingPeak()
         return (p.process.terminationStatus, peak, p.stderr)
     }
 
