@@ -165,3 +165,47 @@ public struct FNV1a: Sendable {
     public mutating func add(_ text: String) { add(text.utf8) }
     public var hex: String { String(value, radix: 16) }
 }
+
+/// Lowercase hexadecimal text of bytes, as the protocol's JSON bodies and vectors carry keys,
+/// digests and hashes.
+public enum Hex {
+    static let digits = Array("0123456789abcdef".utf8)
+
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        var out: [UInt8] = []
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The bytes of `text`, or nil unless it is an even number of hex digits.
+    public static func decodeStrict(_ text: String) -> [UInt8]? {
+        let u = Array(text.utf8)
+        guard u.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x61...0x66: return c - 0x61 + 10
+            case 0x41...0x46: return c - 0x41 + 10
+            default: return nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count / 2)
+        var i = 0
+        while i < u.count {
+            guard let a = nibble(u[i]), let b = nibble(u[i + 1]) else { return nil }
+            out.append(a << 4 | b)
+            i += 2
+        }
+        return out
+    }
+
+    /// For trusted text (vectors, fixtures): traps on anything that is not hex.
+    public static func decode(_ text: String) -> [UInt8] {
+        guard let b = decodeStrict(text) else { preconditionFailure("not hex: \(text.prefix(40))") }
+        return b
+    }
+}

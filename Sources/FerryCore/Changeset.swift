@@ -81,15 +81,37 @@ public struct RowChange: Hashable, Sendable {
     public var scope: String?
     public var causalLength: UInt32
     public var cells: [CellChange]
+    public var flags: RowFlags
 
-    public init(key: [Value], scope: String?, causalLength: UInt32, cells: [CellChange]) {
+    public init(key: [Value], scope: String?, causalLength: UInt32, cells: [CellChange], flags: RowFlags = []) {
         self.key = key
         self.scope = scope
         self.causalLength = causalLength
         self.cells = cells
+        self.flags = flags
     }
 
     public var isDeleted: Bool { causalLength % 2 == 0 }
+}
+
+/// What else a row in a changeset says besides its cells.
+public struct RowFlags: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// The row carries every synced cell the sender holds (with its version), not only the
+    /// changed ones: a receiver that never held the row can store it whole. Sent for rows
+    /// the receiver said it lacks, rows entering its scope, and anti-entropy repairs.
+    public static let whole = RowFlags(rawValue: 1)
+    /// The row left the receiver's scope (a directive retargeted to another unit): the
+    /// receiver forgets it, data and metadata, without recording a delete. Carries no cells.
+    public static let leave = RowFlags(rawValue: 2)
+    /// Sent by anti-entropy: where both sides hold the same version of a cell but different
+    /// values (a damaged page, a write that bypassed capture), the value of the side that
+    /// authored the version, or else the hub's, is taken.
+    public static let repair = RowFlags(rawValue: 4)
+
+    public static let known: RowFlags = [.whole, .leave, .repair]
 }
 
 /// One cell's value and version. `value` is `nil` in a deleted row's version list.
@@ -104,3 +126,39 @@ public struct CellChange: Hashable, Sendable {
         self.version = version
     }
 }
+
+/// Names one row of a table by its key (the standard's key, not the hub's storage key).
+public struct RowRef: Sendable, Hashable, Codable {
+    public var table: String
+    public var key: [Value]
+    /// The unit the row belongs to, where the key alone does not say (at a hub).
+    public var scope: String?
+    public init(table: String, key: [Value], scope: String? = nil) {
+        self.table = table
+        self.key = key
+        self.scope = scope
+    }
+
+    enum CodingKeys: String, CodingKey { case table, key, scope }
+
+    /// The key travels as hex of its canonical encoding (`KeyEncoding`), which keeps every
+    /// value's type (integer 1 and text '1' are different keys).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(table, forKey: .table)
+        try c.encode(Hex.encode(KeyEncoding.encode(key)), forKey: .key)
+        try c.encodeIfPresent(scope, forKey: .scope)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        table = try c.decode(String.self, forKey: .table)
+        let hex = try c.decode(String.self, forKey: .key)
+        guard let bytes = Hex.decodeStrict(hex), bytes.count <= 4096, let k = try? KeyEncoding.decode(bytes), (1...4).contains(k.count) else {
+            throw DecodingError.dataCorruptedError(forKey: .key, in: c, debugDescription: "key must be hex of 1–4 encoded values")
+        }
+        key = k
+        scope = try c.decodeIfPresent(String.self, forKey: .scope)
+    }
+}
+

@@ -1,11 +1,13 @@
-/// The binary changeset format, version 1 (specified in protocol/CHANGESET.md).
+/// The binary changeset format, version 2 (specified in protocol/CHANGESET.md).
 ///
 /// Encoding is deterministic: the same `Changeset` value always yields the same bytes, so
 /// the vectors in protocol/vectors pin it. Decoding is strict and checks the CRC-32C
-/// before it reads anything else; any fault is a `CoreError` naming what is wrong.
+/// before it reads anything else; any fault is a `CoreError` naming what is wrong. Version 1
+/// (release 1) still decodes, its single `base` read as a one-entry `seen` list, so stored
+/// batches of that release stay readable; it is never written.
 public enum ChangesetCodec {
     public static let magic: [UInt8] = [0x46, 0x52, 0x59, 0x43]  // "FRYC"
-    public static let formatVersion: UInt8 = 1
+    public static let formatVersion: UInt8 = 2
     /// The default upper bound on one encoded changeset (16 MiB).
     public static let defaultMaxBytes = 16 << 20
 
@@ -19,8 +21,11 @@ public enum ChangesetCodec {
         var w = ByteWriter(capacity: 1024)
         w.append(magic)
         w.byte(formatVersion)
-        w.byte(changeset.batch.isFinal ? 1 : 0)
+        // The scope most rows carry (a unit's batch: its own unit) is written once.
+        let defaultScope = Self.defaultScope(changeset)
+        w.byte((changeset.batch.isFinal ? 1 : 0) | (defaultScope != nil ? 2 : 0))
         w.string(changeset.origin.rawValue)
+        if let d = defaultScope { w.string(d) }
         w.varint(UInt64(changeset.standardVersion.major))
         w.varint(UInt64(changeset.standardVersion.minor))
         w.varint(UInt64(changeset.standardVersion.patch))
@@ -30,7 +35,7 @@ public enum ChangesetCodec {
         w.varint(range.lowerBound.rawValue)
         w.varint(range.upperBound.rawValue - range.lowerBound.rawValue)
 
-        // Node dictionary: every origin (and base origin) in order of first appearance.
+        // Node dictionary: every origin (and seen origin) in order of first appearance.
         var nodes: [NodeID] = []
         var authority: [NodeID: Authority] = [:]
         var nodeIndex: [NodeID: Int] = [:]
@@ -45,7 +50,7 @@ public enum ChangesetCodec {
             for r in t.rows {
                 for c in r.cells {
                     note(c.version.origin, c.version.authority)
-                    if let b = c.version.base { note(b.origin, nil) }
+                    for s in c.version.seen { note(s.origin, nil) }
                 }
             }
         }
@@ -72,12 +77,9 @@ public enum ChangesetCodec {
             for r in t.rows {
                 w.varint(UInt64(r.key.count))
                 for v in r.key { writeValue(v, &w) }
-                if let s = r.scope {
-                    w.byte(1)
-                    w.string(s)
-                } else {
-                    w.byte(0)
-                }
+                let scopeMode: UInt8 = r.scope == nil ? 0 : r.scope == defaultScope ? 2 : 1
+                w.byte(scopeMode | (r.flags.rawValue << 2))
+                if scopeMode == 1 { w.string(r.scope!) }
                 w.varint(UInt64(r.causalLength))
                 w.varint(UInt64(r.cells.count))
                 let rowVersion = r.cells.first?.version
@@ -93,6 +95,23 @@ public enum ChangesetCodec {
         }
         w.fixed32(CRC32C.checksum(w.bytes))
         return w.bytes
+    }
+
+    /// The scope carried by most rows when it is carried by at least two (ties: the one
+    /// that appears first), else nil.
+    static func defaultScope(_ c: Changeset) -> String? {
+        var counts: [String: Int] = [:]
+        var order: [String] = []
+        for t in c.tables {
+            for r in t.rows {
+                guard let s = r.scope else { continue }
+                if counts[s] == nil { order.append(s) }
+                counts[s, default: 0] += 1
+            }
+        }
+        var best: String?
+        for s in order where counts[s]! >= 2 && counts[s]! > (best.map { counts[$0]! } ?? 0) { best = s }
+        return best
     }
 
     static func writeValue(_ v: Value, _ w: inout ByteWriter) {
@@ -118,12 +137,11 @@ public enum ChangesetCodec {
         w.varint(UInt64(v.supervisorGeneration))
         w.varint(v.clock.rawValue - base.rawValue)
         w.varint(UInt64(nodes[v.origin]!))
-        if let b = v.base {
-            w.byte(1)
-            w.varint(b.clock.rawValue)
-            w.varint(UInt64(nodes[b.origin]!))
-        } else {
-            w.byte(0)
+        w.varint(UInt64(v.seen.count))
+        for s in v.seen {
+            w.varint(UInt64(nodes[s.origin]!))
+            // Seen clocks are usually a little before the version's own: a small signed delta.
+            w.signedVarint(Int64(bitPattern: v.clock.rawValue &- s.clock.rawValue))
         }
     }
 
@@ -131,10 +149,14 @@ public enum ChangesetCodec {
 
     /// Decodes one changeset. Throws `.oversized` past `maxBytes`, `.corrupted` when the
     /// checksum fails, `.unsupportedFormat` for an unknown magic or version, `.truncated`
-    /// and `.malformed` for bytes that do not follow the format.
+    /// and `.malformed` for bytes that do not follow the format, or whose counters, clocks
+    /// or lists exceed the bounds a receiver accepts (`CellVersion.wireProblem`).
     public static func decode(_ bytes: [UInt8], maxBytes: Int = defaultMaxBytes) throws(CoreError) -> Changeset {
         guard bytes.count <= maxBytes else {
             throw CoreError(.oversized, "changeset is \(bytes.count) bytes; the limit is \(maxBytes)")
+        }
+        guard !bytes.isEmpty else {
+            throw CoreError(.malformed, "the body is empty; a changeset starts with 'FRYC'")
         }
         guard bytes.count >= magic.count + 2 + 4 else {
             throw CoreError(.truncated, "changeset is only \(bytes.count) bytes, shorter than any valid one")
@@ -142,8 +164,9 @@ public enum ChangesetCodec {
         guard Array(bytes[0..<4]) == magic else {
             throw CoreError(.unsupportedFormat, "not a Ferry changeset (the first bytes are not 'FRYC')")
         }
-        guard bytes[4] == formatVersion else {
-            throw CoreError(.unsupportedFormat, "changeset format version \(bytes[4]) is not supported (this build reads version \(formatVersion)); upgrade Ferry")
+        let format = bytes[4]
+        guard format == 1 || format == formatVersion else {
+            throw CoreError(.unsupportedFormat, "changeset format version \(format) is not supported (this build reads versions 1 and \(formatVersion)); upgrade Ferry")
         }
         let bodyEnd = bytes.count - 4
         var tail = ByteReader(bytes, offset: bodyEnd)
@@ -155,10 +178,12 @@ public enum ChangesetCodec {
 
         var r = ByteReader(bytes, offset: 5, end: bodyEnd)
         let flags = try r.byte("flags")
-        guard flags & ~1 == 0 else { throw CoreError(.malformed, "unknown flag bits \(flags) in the header") }
+        let knownFlags: UInt8 = format == 1 ? 1 : 3
+        guard flags & ~knownFlags == 0 else { throw CoreError(.malformed, "unknown flag bits \(flags) in the header") }
         let originText = try r.string("origin node id", maxBytes: 64)
         let origin: NodeID
         do { origin = try NodeID(originText) } catch { throw CoreError(.malformed, "origin: \(error.message)") }
+        let defaultScope: String? = flags & 2 != 0 ? try r.string("default scope", maxBytes: 256) : nil
         let major = try r.varint("standard major version")
         let minor = try r.varint("standard minor version")
         let patch = try r.varint("standard patch version")
@@ -174,6 +199,7 @@ public enum ChangesetCodec {
         let nodeCount = try r.count("node count", max: 1 << 16)
         var nodes: [(NodeID, Authority)] = []
         nodes.reserveCapacity(nodeCount)
+        var known = Set<NodeID>()
         for i in 0..<nodeCount {
             let text = try r.string("node \(i) id", maxBytes: 64)
             let id: NodeID
@@ -181,38 +207,55 @@ public enum ChangesetCodec {
             guard let a = Authority(rawValue: try r.byte("node \(i) authority")) else {
                 throw CoreError(.malformed, "node \(i) ('\(text)') has an unknown authority")
             }
-            guard !nodes.contains(where: { $0.0 == id }) else {
+            guard known.insert(id).inserted else {
                 throw CoreError(.malformed, "node '\(text)' is listed twice")
             }
             nodes.append((id, a))
+        }
+
+        func node(_ what: String, _ r: inout ByteReader) throws(CoreError) -> Int {
+            let i = try r.varint(what)
+            guard i < UInt64(nodes.count) else { throw CoreError(.malformed, "\(what) names node \(i) of \(nodes.count)") }
+            return Int(i)
         }
 
         func version(_ what: String, _ r: inout ByteReader) throws(CoreError) -> CellVersion {
             let gen = try r.varint("\(what) generation")
             let sgen = try r.varint("\(what) supervisor generation")
             let delta = try r.varint("\(what) clock")
-            guard gen <= UInt32.max, sgen <= UInt32.max else { throw CoreError(.malformed, "\(what) generation out of range") }
-            guard gen >= 1 else { throw CoreError(.malformed, "\(what) generation is 0; every written version has 1 or more") }
+            guard gen <= UInt64(CellVersion.maxCounter), sgen <= UInt64(CellVersion.maxCounter) else {
+                throw CoreError(.malformed, "\(what) generation \(gen)/\(sgen) is above the limit \(CellVersion.maxCounter)")
+            }
             guard delta <= clockSpan else { throw CoreError(.malformed, "\(what) clock lies outside the header's clock range") }
-            let originIndex = try r.varint("\(what) origin")
-            guard originIndex < UInt64(nodes.count) else {
-                throw CoreError(.malformed, "\(what) names node \(originIndex) of \(nodes.count)")
+            let originIndex = try node("\(what) origin", &r)
+            let clock = clockMin + delta
+            var seen: [VersionID] = []
+            if format == 1 {
+                let hasBase = try r.byte("\(what) base flag")
+                switch hasBase {
+                case 0: break
+                case 1:
+                    let bc = try r.varint("\(what) base clock")
+                    let bo = try node("\(what) base origin", &r)
+                    if nodes[bo].0 != nodes[originIndex].0 { seen = [VersionID(clock: HLCTimestamp(rawValue: bc), origin: nodes[bo].0)] }
+                default: throw CoreError(.malformed, "\(what) base flag is \(hasBase), not 0 or 1")
+                }
+            } else {
+                let n = try r.count("\(what) seen count", max: CellVersion.maxSeen)
+                for k in 0..<n {
+                    let o = try node("\(what) seen \(k) origin", &r)
+                    let d = try r.signedVarint("\(what) seen \(k) clock")
+                    let c = Int128(clock) - Int128(d)
+                    guard c >= 0, c <= Int128(UInt64.max) else { throw CoreError(.malformed, "\(what) seen \(k) clock is out of range") }
+                    seen.append(VersionID(clock: HLCTimestamp(rawValue: UInt64(c)), origin: nodes[o].0))
+                }
             }
-            let hasBase = try r.byte("\(what) base flag")
-            var base: VersionID? = nil
-            switch hasBase {
-            case 0: break
-            case 1:
-                let bc = try r.varint("\(what) base clock")
-                let bo = try r.varint("\(what) base origin")
-                guard bo < UInt64(nodes.count) else { throw CoreError(.malformed, "\(what) base names node \(bo) of \(nodes.count)") }
-                base = VersionID(clock: HLCTimestamp(rawValue: bc), origin: nodes[Int(bo)].0)
-            default: throw CoreError(.malformed, "\(what) base flag is \(hasBase), not 0 or 1")
-            }
-            let (o, a) = nodes[Int(originIndex)]
-            return CellVersion(
+            let (o, a) = nodes[originIndex]
+            let v = CellVersion(
                 generation: UInt32(gen), supervisorGeneration: UInt32(sgen),
-                clock: HLCTimestamp(rawValue: clockMin + delta), origin: o, authority: a, base: base)
+                clock: HLCTimestamp(rawValue: clock), origin: o, authority: a, seen: seen)
+            if let problem = v.wireProblem { throw CoreError(.malformed, "\(what) \(problem)") }
+            return v
         }
 
         let tableCount = try r.count("table count", max: 1 << 16)
@@ -236,19 +279,32 @@ public enum ChangesetCodec {
                 guard keyCount >= 1 else { throw CoreError(.malformed, "\(what) has an empty key") }
                 var key: [Value] = []
                 for _ in 0..<keyCount { key.append(try readValue("key of \(what)", &r)) }
-                let scopeFlag = try r.byte("scope flag of \(what)")
+                let rowByte = try r.byte("scope and flags of \(what)")
+                let scopeMode = format == 1 ? rowByte : rowByte & 3
+                let rowFlags = RowFlags(rawValue: format == 1 ? 0 : rowByte >> 2)
+                guard RowFlags.known.isSuperset(of: rowFlags) else {
+                    throw CoreError(.malformed, "\(what) has unknown flag bits \(rowByte)")
+                }
                 var scope: String? = nil
-                switch scopeFlag {
+                switch scopeMode {
                 case 0: break
                 case 1: scope = try r.string("scope of \(what)", maxBytes: 256)
-                default: throw CoreError(.malformed, "scope flag of \(what) is \(scopeFlag), not 0 or 1")
+                case 2 where format != 1:
+                    guard let d = defaultScope else { throw CoreError(.malformed, "\(what) takes the default scope, but the header has none") }
+                    scope = d
+                default: throw CoreError(.malformed, "scope flag of \(what) is \(scopeMode)")
                 }
                 let cl = try r.varint("causal length of \(what)")
-                guard cl >= 1, cl <= UInt32.max else { throw CoreError(.malformed, "\(what) has causal length \(cl)") }
+                guard cl >= 1, cl <= UInt64(CellVersion.maxCounter) else {
+                    throw CoreError(.malformed, "\(what) has causal length \(cl), outside 1…\(CellVersion.maxCounter)")
+                }
                 let cellCount = try r.count("cell count of \(what)", max: Int.max)
+                if rowFlags.contains(.leave), cellCount > 0 {
+                    throw CoreError(.malformed, "\(what) leaves the receiver's scope but carries cells")
+                }
                 if cellCount == 0 {
-                    guard cl % 2 == 0 else { throw CoreError(.malformed, "\(what) is live but carries no cells") }
-                    rows.append(RowChange(key: key, scope: scope, causalLength: UInt32(cl), cells: []))
+                    guard cl % 2 == 0 || rowFlags.contains(.leave) else { throw CoreError(.malformed, "\(what) is live but carries no cells") }
+                    rows.append(RowChange(key: key, scope: scope, causalLength: UInt32(cl), cells: [], flags: rowFlags))
                     continue
                 }
                 let rowVersion = try version("row version of \(what)", &r)
@@ -276,7 +332,7 @@ public enum ChangesetCodec {
                     }
                     cells.append(CellChange(column: columns[Int(idx)], value: value, version: v))
                 }
-                rows.append(RowChange(key: key, scope: scope, causalLength: UInt32(cl), cells: cells))
+                rows.append(RowChange(key: key, scope: scope, causalLength: UInt32(cl), cells: cells, flags: rowFlags))
             }
             tables.append(TableChanges(name: name, rows: rows))
         }

@@ -16,6 +16,7 @@ public struct QuarantinedRow: Sendable, Equatable {
     public var column: String
     public var value: Value
     public var reason: String
+    public var reasonZh: String
 }
 
 extension Changeset {
@@ -75,6 +76,12 @@ extension Changeset {
                         .outOfScope,
                         "\(where_) belongs to unit '\(row.scope ?? "none")'; this node may only send rows of unit '\(unit)'")
                 }
+                if case .unit = sender, row.causalLength > CellVersion.maxAuthoredCounter {
+                    throw CoreError(.malformed, "\(where_): causal length \(row.causalLength) is above \(CellVersion.maxAuthoredCounter), more lifetimes than a row can have")
+                }
+                if case .unit = sender, row.flags.contains(.leave) {
+                    throw CoreError(.malformed, "\(where_): only a hub can remove a row from a unit's scope")
+                }
                 for cell in row.cells {
                     guard let col = def.column(named: cell.column) else {
                         throw CoreError(.unknownColumn, "\(where_): column '\(cell.column)' is not in standard \(standard.version)")
@@ -88,6 +95,8 @@ extension Changeset {
                         // Masked text no longer matches allowed values or formats; check the type only.
                         if !col.type.accepts(value) || (value.isNull && !col.nullable) {
                             problem = ValueProblem(.wrongType, "is not a \(col.type.rawValue)", "类型不符")
+                        } else {
+                            problem = value.storageProblem
                         }
                     } else {
                         problem = col.problem(with: value)
@@ -98,7 +107,8 @@ extension Changeset {
                         quarantined.append(
                             QuarantinedRow(
                                 table: t.name, rowIndex: rowIndex, key: row.key, scope: row.scope, column: cell.column, value: value,
-                                reason: "\(p.english) / \(p.chinese)"))
+                                reason: "\(t.name).\(cell.column) value \(value) \(p.english)",
+                                reasonZh: "\(t.name).\(cell.column) 的值 \(value) \(p.chinese)"))
                         continue rows
                     }
                     if let i = pk.firstIndex(of: cell.column), row.key[i] != value {

@@ -11,6 +11,11 @@ public struct HLCTimestamp: Hashable, Comparable, Sendable, CustomStringConverti
     /// The largest physical time a reading can carry (year 10889).
     public static let maxPhysicalMillis: UInt64 = (1 << 48) - 1
 
+    /// The latest reading a replica accepts from a peer: physical time 2^47 ms (the year
+    /// 6429). Far beyond any real clock, and far enough below the format's limit that a
+    /// cell's successors (each one tick later) can never run out of readings.
+    public static let maxAccepted = HLCTimestamp(rawValue: (UInt64(1) << 47) << 16)
+
     public init(rawValue: UInt64) { self.rawValue = rawValue }
 
     public init(physicalMillis: UInt64, counter: UInt16) {

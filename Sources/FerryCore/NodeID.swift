@@ -32,6 +32,22 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { rawValue }
+
+    /// The same node in its `n`-th incarnation: what a replica restored from an older copy
+    /// of its database writes as, so its new writes are never ordered as if they followed
+    /// the ones the copy lost (`u1-n1` → `u1-n1.2`). Incarnation 0 is the node itself.
+    public func incarnation(_ n: Int) -> NodeID {
+        guard n > 0, let id = try? NodeID("\(node.rawValue).\(n)") else { return self }
+        return id
+    }
+
+    /// The node an incarnation belongs to: `u1-n1.2` → `u1-n1`; any other id is its own node.
+    public var node: NodeID {
+        guard let dot = rawValue.lastIndex(of: "."), rawValue[rawValue.index(after: dot)...].allSatisfy(\.isNumber),
+            rawValue.index(after: dot) < rawValue.endIndex
+        else { return self }
+        return NodeID(unchecked: String(rawValue[..<dot]))
+    }
 }
 
 /// Whether a replica edits with a supervisor's authority (a hub) or a unit's.

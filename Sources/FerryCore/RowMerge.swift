@@ -8,6 +8,8 @@ public enum ConflictKind: String, Sendable, Hashable, CaseIterable {
     case deletedByPeer = "deleted-by-peer"
     /// A local edit was replaced by a peer's re-insert that had not seen it.
     case replacedByReinsert = "replaced-by-reinsert"
+    /// Not a conflict: a value a later write replaced, kept for a table with `history`.
+    case superseded
 }
 
 /// What happens to a conflict's losing value: kept and restorable (`overwritten`), or
@@ -17,6 +19,8 @@ public enum ConflictStatus: String, Sendable, Hashable, CaseIterable {
     case held
     case resolved
     case restored
+    /// A superseded value of a table with `history`: a record of how it was corrected.
+    case history
 }
 
 /// The merge decision for one incoming row against the local state of that row.
@@ -60,6 +64,49 @@ public struct RowMergePlan: Sendable, Equatable {
     public var lostIncoming: [LostIncoming]
     /// True when anything about the row's stored state changes.
     public var changesState: Bool
+    /// Incoming cells set aside because the sender may not author their version (see
+    /// `Authorship`); nothing of them was used.
+    public var refused: [CellChange] = []
+    /// Incoming cells of a `repair` row whose version the receiver already holds: the store
+    /// compares values and takes the incoming one where the sender is canonical for it.
+    public var repairs: [CellChange] = []
+}
+
+/// Which versions a replica accepts from the peer a changeset came from.
+///
+/// A node introduces versions with itself (or another node of its unit) as origin and a
+/// unit's authority only; supervisor authority comes only from a hub. A version naming any
+/// other origin is accepted only where the receiver can verify it: it already holds exactly
+/// that version, which makes it a no-op. Everything else is set aside (`RowMergePlan.refused`),
+/// so a unit cannot claim to be the hub, raise its authority, or attribute its edits to
+/// another unit's node.
+public enum Authorship: Sendable, Equatable {
+    /// Every version is accepted (a peer trusted for everything, and tests).
+    case any
+    /// A unit's node: versions authored by `nodes` (the nodes of the sender's unit) with a
+    /// unit's authority; under `supervisor-wins`, with no higher supervisor generation than
+    /// the receiver's own version of the cell (a unit inherits a supervisor generation by
+    /// writing on top of a correction it received, it never creates one).
+    case unitNodes(Set<NodeID>)
+    /// A hub sending down: its own versions carry a supervisor's authority, everyone else's
+    /// a unit's.
+    case hub(NodeID)
+
+    func accepts(_ v: CellVersion, local: CellVersion?, policy: ConflictPolicy) -> Bool {
+        switch self {
+        case .any:
+            return true
+        case .hub(let hub):
+            return v.authority == (v.origin == hub ? .supervisor : .unit)
+        case .unitNodes(let nodes):
+            guard nodes.contains(v.origin.node) else { return local == v }
+            guard v.authority == .unit, v.generation <= CellVersion.maxAuthoredCounter,
+                v.supervisorGeneration <= CellVersion.maxAuthoredCounter
+            else { return false }
+            if policy == .supervisorWins, v.supervisorGeneration > (local?.supervisorGeneration ?? 0) { return false }
+            return true
+        }
+    }
 }
 
 /// A row's sync state on this replica: its causal length and the version of each cell.
@@ -75,7 +122,30 @@ public struct LocalRow: Sendable, Equatable {
 
 public enum RowMerge {
     /// Plans the merge of `incoming` into `local` (nil: the row was never seen here).
-    public static func plan(local: LocalRow?, incoming: RowChange, policy: ConflictPolicy) -> RowMergePlan {
+    ///
+    /// `authorship` says which incoming versions the sender may author; the others are left
+    /// out of the merge and listed in `refused`.
+    public static func plan(
+        local: LocalRow?, incoming original: RowChange, policy: ConflictPolicy, authorship: Authorship = .any
+    ) -> RowMergePlan {
+        var incoming = original
+        var refused: [CellChange] = []
+        if authorship != .any {
+            incoming.cells = original.cells.filter { c in
+                if authorship.accepts(c.version, local: local?.versions[c.column], policy: policy) { return true }
+                refused.append(c)
+                return false
+            }
+        }
+        var plan = plan(local: local, accepted: incoming, policy: policy)
+        plan.refused = refused
+        if incoming.flags.contains(.repair), let local {
+            plan.repairs = incoming.cells.filter { c in c.value != nil && local.versions[c.column] == c.version }
+        }
+        return plan
+    }
+
+    static func plan(local: LocalRow?, accepted incoming: RowChange, policy: ConflictPolicy) -> RowMergePlan {
         let lc = local?.causalLength ?? 0
         let ic = incoming.causalLength
         var versions = local?.versions ?? [:]

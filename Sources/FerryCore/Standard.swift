@@ -184,6 +184,7 @@ public struct ColumnDefinition: Hashable, Sendable {
                 .wrongType, "has type \(value.typeName) but the column is \(type.rawValue)",
                 "类型为 \(value.typeName)，但该列应为 \(type.rawValue)")
         }
+        if let p = value.storageProblem { return p }
         if let allowed = allowedValues, !allowed.contains(value) {
             let list = allowed.map(\.description).joined(separator: ", ")
             return ValueProblem(.notAllowed, "is not one of the allowed values (\(list))", "不是允许的取值（\(list)）")
@@ -225,6 +226,20 @@ public struct ValueProblem: Sendable, Equatable {
 }
 
 extension Value {
+    /// Why SQLite could not store the value as it is, or nil: a NaN real is stored as NULL,
+    /// an infinity compares past every bound, and text is cut at a NUL byte when read back,
+    /// so none of them can be stored and read back unchanged on every replica.
+    public var storageProblem: ValueProblem? {
+        switch self {
+        case .real(let d) where !d.isFinite:
+            return ValueProblem(.notAllowed, "is not a finite number", "不是有效的数值")
+        case .text(let t) where t.utf8.contains(0):
+            return ValueProblem(.notAllowed, "contains a NUL character (U+0000)", "含有空字符（U+0000）")
+        default:
+            return nil
+        }
+    }
+
     /// The SQLite storage class name, as `typeof()` prints it.
     public var typeName: String {
         switch self {
@@ -276,6 +291,9 @@ public struct TableDefinition: Hashable, Sendable {
     public var label: Label?
     /// The optional module the table belongs to (nil: every unit has it).
     public var module: String?
+    /// The hub keeps every value a unit's later write replaced (`superseded` in its conflict
+    /// log, status `history`), so supervisors can see how a record was corrected.
+    public var keepsHistory = false
     public var ownership: Ownership
     public var policy: ConflictPolicy
     /// Primary key column names, 1 to 4 of them, in key order.

@@ -1,9 +1,12 @@
 /// Which changes a new version of a standard may make without breaking units.
 ///
-/// Allowed within a major version: add a table, add a column at the end of a table (nullable
-/// or with a default), add allowed values, widen numeric bounds or text length, relabel.
-/// Everything else (drop or retype a column, narrow allowed values, change keys, ownership,
-/// policy or classification) breaks units that still run the old version.
+/// An allow-list: within a major version a new version may add a table, append a column
+/// (nullable or with a default), add allowed values, widen numeric bounds or text length,
+/// and change labels, modules and indicators. Every other difference in a table or column —
+/// a changed default, a new or changed reference, NOT NULL dropped or added, a narrowed or
+/// new check, a changed key, ownership, policy or classification — breaks units that still
+/// run the old version (they would receive values they cannot store, or store values the
+/// new version reads differently), and is listed.
 public enum StandardEvolution {
     public struct Incompatibility: Sendable, Equatable, CustomStringConvertible {
         public var table: String
@@ -19,38 +22,51 @@ public enum StandardEvolution {
     public static func incompatibilities(from old: Standard, to new: Standard) -> [Incompatibility] {
         var out: [Incompatibility] = []
         for ot in old.tables {
+            func add(_ column: String?, _ problem: String) { out.append(.init(table: ot.name, column: column, problem: problem)) }
             guard let nt = new.table(named: ot.name) else {
-                out.append(.init(table: ot.name, column: nil, problem: "was removed; units still write it"))
+                add(nil, "was removed; units still write it")
                 continue
             }
-            if nt.ownership != ot.ownership { out.append(.init(table: ot.name, column: nil, problem: "ownership changed")) }
-            if nt.policy != ot.policy { out.append(.init(table: ot.name, column: nil, problem: "conflict policy changed from \(ot.policy.rawValue) to \(nt.policy.rawValue)")) }
-            if nt.primaryKey != ot.primaryKey { out.append(.init(table: ot.name, column: nil, problem: "primary key changed")) }
+            if nt.ownership != ot.ownership { add(nil, "ownership changed") }
+            if nt.policy != ot.policy { add(nil, "conflict policy changed from \(ot.policy.rawValue) to \(nt.policy.rawValue)") }
+            if nt.primaryKey != ot.primaryKey { add(nil, "primary key changed") }
             for (i, oc) in ot.columns.enumerated() {
                 guard i < nt.columns.count, nt.columns[i].name == oc.name else {
-                    out.append(.init(table: ot.name, column: oc.name, problem: nt.column(named: oc.name) == nil ? "was removed" : "moved; columns may only be appended"))
+                    add(oc.name, nt.column(named: oc.name) == nil ? "was removed" : "moved; columns may only be appended")
                     continue
                 }
                 let nc = nt.columns[i]
-                if nc.type != oc.type { out.append(.init(table: ot.name, column: oc.name, problem: "type changed from \(oc.type.rawValue) to \(nc.type.rawValue)")) }
-                if !nc.nullable && oc.nullable { out.append(.init(table: ot.name, column: oc.name, problem: "became NOT NULL; units may hold NULLs")) }
-                if nc.classification != oc.classification { out.append(.init(table: ot.name, column: oc.name, problem: "classification changed")) }
+                if nc.type != oc.type { add(oc.name, "type changed from \(oc.type.rawValue) to \(nc.type.rawValue)") }
+                if !nc.nullable && oc.nullable { add(oc.name, "became NOT NULL; units may hold NULLs") }
+                if nc.nullable && !oc.nullable { add(oc.name, "became nullable; units on the old version cannot store the NULLs it would let through") }
+                if nc.defaultValue != oc.defaultValue {
+                    add(oc.name, "default changed from \(oc.defaultValue.map(\.description) ?? "none") to \(nc.defaultValue.map(\.description) ?? "none"); rows written on each version would differ")
+                }
+                if nc.references != oc.references {
+                    add(oc.name, "reference changed from \(oc.references.map(\.description) ?? "none") to \(nc.references.map(\.description) ?? "none"); existing values were never checked against it")
+                }
+                if nc.classification != oc.classification { add(oc.name, "classification changed") }
                 if let oa = oc.allowedValues {
                     if let na = nc.allowedValues {
                         let dropped = oa.filter { !na.contains($0) }
                         if !dropped.isEmpty {
-                            out.append(.init(table: ot.name, column: oc.name, problem: "allowed values \(dropped.map(\.description).joined(separator: ", ")) were removed; units may hold them"))
+                            add(oc.name, "allowed values \(dropped.map(\.description).joined(separator: ", ")) were removed; units may hold them")
                         }
                     }
                 } else if nc.allowedValues != nil {
-                    out.append(.init(table: ot.name, column: oc.name, problem: "gained an allowed-values list; existing values may fall outside it"))
+                    add(oc.name, "gained an allowed-values list; existing values may fall outside it")
                 }
-                if let n = nc.minimum, oc.minimum.map({ n > $0 }) ?? true { out.append(.init(table: ot.name, column: oc.name, problem: "minimum raised")) }
-                if let n = nc.maximum, oc.maximum.map({ n < $0 }) ?? true { out.append(.init(table: ot.name, column: oc.name, problem: "maximum lowered")) }
-                if let n = nc.maxLength, oc.maxLength.map({ n < $0 }) ?? true { out.append(.init(table: ot.name, column: oc.name, problem: "max_length lowered")) }
+                if let n = nc.minimum, oc.minimum.map({ n > $0 }) ?? true { add(oc.name, "minimum raised") }
+                if let n = nc.maximum, oc.maximum.map({ n < $0 }) ?? true { add(oc.name, "maximum lowered") }
+                if let n = nc.maxLength, oc.maxLength.map({ n < $0 }) ?? true { add(oc.name, "max_length lowered") }
             }
-            for nc in nt.columns.dropFirst(ot.columns.count) where !nc.nullable && nc.defaultValue == nil {
-                out.append(.init(table: ot.name, column: nc.name, problem: "is new and NOT NULL without a default; existing rows have no value"))
+            for nc in nt.columns.dropFirst(ot.columns.count) {
+                if !nc.nullable && nc.defaultValue == nil {
+                    add(nc.name, "is new and NOT NULL without a default; existing rows have no value")
+                }
+                if nc.references != nil && nc.defaultValue != nil && nc.defaultValue != .null {
+                    add(nc.name, "is new with a reference and a default; existing rows would get a value that names nothing")
+                }
             }
         }
         return out

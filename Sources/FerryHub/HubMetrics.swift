@@ -13,6 +13,13 @@ public struct HubMetrics: Sendable {
     let conflicts = Counter(label: "ferry_hub_conflicts_total")
     let quarantined = Counter(label: "ferry_hub_quarantined_total")
     let enrolments = Counter(label: "ferry_hub_enrolments_total")
+    /// Incoming versions a node may not author (forged origin or authority), set aside.
+    let refusedVersions = Counter(label: "ferry_hub_refused_versions_total")
+    /// Cells anti-entropy repaired at the hub, and reconciliation questions answered.
+    let repairedCells = Counter(label: "ferry_hub_antientropy_repaired_cells_total")
+    let reconcileRounds = Counter(label: "ferry_hub_antientropy_rounds_total")
+    /// Nodes whose database was found to have gone back in time (a restore).
+    let rollbacks = Counter(label: "ferry_hub_node_rollbacks_total")
 
     public init() {}
 

@@ -38,6 +38,10 @@ public struct NodeRecord: Sendable, Equatable {
     public var standardVersion: String?
     public var pendingRows: Int?
     public var clockSkewMillis: Int64?
+    /// The highest replica epoch the node has reported (see `ExchangeRequest.epoch`).
+    public var epoch: UInt64 = 0
+    /// The newest clock of a version this node authored, as the hub received it.
+    public var maxClock: UInt64 = 0
 }
 
 /// The hub's own bookkeeping (org tree, tokens, nodes, nonces, audit) in `registry.db`.
@@ -75,6 +79,19 @@ public final class HubRegistry: Sendable {
                     """)
         }
         Self.registerAdminMigration(&m)
+        // Release 2: tokens are checked by proof (the token itself is never stored or sent);
+        // a node's replica epoch and the newest clock it authored, to notice a restored
+        // database; a replacement node names the node it replaces.
+        m.registerMigration("v3-trust") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE tokens ADD COLUMN proof_key BLOB;
+                    ALTER TABLE tokens ADD COLUMN restoring INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE nodes ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE nodes ADD COLUMN max_clock INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX nodes_by_unit ON nodes (unit_id);
+                    """)
+        }
         try m.migrate(pool)
     }
 
@@ -113,19 +130,27 @@ public final class HubRegistry: Sendable {
 
     // MARK: Tokens and enrolment
 
-    public func addToken(digest: String, unitID: String, now: UInt64, expiresAt: UInt64) throws {
+    public func addToken(digest: String, proofKey: [UInt8], unitID: String, now: UInt64, expiresAt: UInt64) throws {
         try pool.write { db in
             try db.execute(
-                sql: "INSERT INTO tokens (digest, unit_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                arguments: [digest, unitID, Int64(now), Int64(expiresAt)])
+                sql: "INSERT INTO tokens (digest, proof_key, unit_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [digest, Data(proofKey), unitID, Int64(now), Int64(expiresAt)])
         }
     }
 
     /// Consumes a token and records the node, in one transaction: a token works once.
-    func enrol(tokenDigest: String, publicKey: [UInt8], hostname: String, now: UInt64) throws -> NodeRecord {
+    /// `proof` must be the token's proof over this node's key, host name and nonce.
+    func enrol(tokenDigest: String, proof: (([UInt8]) -> Bool), publicKey: [UInt8], hostname: String, now: UInt64) throws -> NodeRecord {
         try pool.write { db in
-            guard let t = try Row.fetchOne(db, sql: "SELECT unit_id, expires_at, used_at FROM tokens WHERE digest = ?", arguments: [tokenDigest]) else {
+            guard let t = try Row.fetchOne(db, sql: "SELECT unit_id, expires_at, used_at, proof_key FROM tokens WHERE digest = ?", arguments: [tokenDigest]) else {
                 throw WireError(.tokenInvalid, "this enrolment token is not known to the hub; check it was typed correctly, or ask the supervisor for a new one")
+            }
+            guard let proofKey = t[3] as Data?, proof([UInt8](proofKey)) else {
+                throw WireError(
+                    .tokenInvalid,
+                    (t[3] as Data?) == nil
+                        ? "this enrolment token was issued by an older release of the hub; ask the supervisor for a new one"
+                        : "the proof of the enrolment token does not match; check the token was typed correctly")
             }
             if (t[2] as Int64?) != nil {
                 // A node whose enrolment answer was lost on a bad link retries with the same
@@ -162,14 +187,40 @@ public final class HubRegistry: Sendable {
         try pool.read { db in try Row.fetchAll(db, sql: "SELECT \(Self.nodeColumns) FROM nodes ORDER BY id").map(Self.nodeRecord) }
     }
 
-    static let nodeColumns = "id, unit_id, public_key, hostname, enrolled_at, revoked_at, last_seen_at, last_sync_at, standard_version, pending_rows, clock_skew_ms"
+    static let nodeColumns = "id, unit_id, public_key, hostname, enrolled_at, revoked_at, last_seen_at, last_sync_at, standard_version, pending_rows, clock_skew_ms, epoch, max_clock"
 
     static func nodeRecord(_ r: Row) throws -> NodeRecord {
-        func u(_ i: Int) -> UInt64? { (r[i] as Int64?).map { UInt64($0) } }
+        func u(_ i: Int) -> UInt64? { (r[i] as Int64?).map { UInt64(bitPattern: $0) } }
         return NodeRecord(
             id: try NodeID(r[0] as String), unitID: r[1], publicKey: [UInt8](r[2] as Data), hostname: r[3],
             enrolledAt: u(4) ?? 0, revokedAt: u(5), lastSeenAt: u(6), lastSyncAt: u(7), standardVersion: r[8],
-            pendingRows: r[9], clockSkewMillis: r[10])
+            pendingRows: r[9], clockSkewMillis: r[10], epoch: u(11) ?? 0, maxClock: u(12) ?? 0)
+    }
+
+    /// The ids of every node ever enrolled for `unitID` (revoked ones too: their versions
+    /// are still the unit's).
+    public func nodeIDs(ofUnit unitID: String) throws -> Set<NodeID> {
+        try pool.read { db in
+            Set(try String.fetchAll(db, sql: "SELECT id FROM nodes WHERE unit_id = ?", arguments: [unitID]).compactMap { try? NodeID($0) })
+        }
+    }
+
+    /// Records the epoch a node reported and the newest clock it authored; returns the
+    /// epoch the node should store next, and whether its database went back in time.
+    func noteEpoch(node: String, reported: UInt64, maxClock: UInt64) throws -> (next: UInt64, rolledBack: Bool, clockFloor: UInt64) {
+        try pool.write { db in
+            guard let r = try Row.fetchOne(db, sql: "SELECT epoch, max_clock FROM nodes WHERE id = ?", arguments: [node]) else {
+                return (reported + 1, false, 0)
+            }
+            let seen = UInt64(bitPattern: r[0] as Int64)
+            let floor = max(UInt64(bitPattern: r[1] as Int64), maxClock)
+            let rolledBack = reported < seen
+            let high = max(seen, reported)
+            try db.execute(
+                sql: "UPDATE nodes SET epoch = ?, max_clock = ? WHERE id = ?",
+                arguments: [Int64(bitPattern: high), Int64(bitPattern: floor), node])
+            return (high + 1, rolledBack, floor)
+        }
     }
 
     /// Records a node that was enrolled elsewhere (a registry being rebuilt, a sample

@@ -325,11 +325,11 @@ public final class SupervisorView: Sendable {
             let all = try store.conflicts().filter { includeSettled || $0.status == .held || $0.status == .overwritten }
             let scopes = try store.scopes(ofConflicts: all.map(\.id))
             return try all.compactMap { c -> ConflictItem? in
-                let unit = scopes[c.id]
+                let unit = c.scope ?? scopes[c.id]
                 // Reference data (no unit) belongs to the hub's root.
                 guard unit.map({ tree.contains($0, within: org) }) ?? (org == root) else { return nil }
-                let current = try store.currentValue(table: c.table, key: c.key, column: c.column)
-                let version = try store.cellVersion(table: c.table, key: c.key, column: c.column)
+                let current = try store.currentValue(table: c.table, key: c.key, scope: c.scope, column: c.column)
+                let version = try store.cellVersion(table: c.table, key: c.key, scope: c.scope, column: c.column)
                 return ConflictItem(
                     id: c.id, table: c.table, key: c.key.map(Self.text).joined(separator: ", "), column: c.column, unitID: unit,
                     kind: c.kind.rawValue, status: c.status.rawValue, policy: c.policy.rawValue, currentValue: current.map(Self.text),

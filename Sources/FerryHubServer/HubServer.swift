@@ -5,14 +5,14 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Synchronization
 
 /// The routes the hub serves; protocol/openapi.yaml must list exactly these (a test checks).
 public enum HubRoute: String, CaseIterable, Sendable {
     case health = "GET /v1/health"
     case enrol = "POST /v1/enrol"
-    case push = "POST /v1/push"
-    case pull = "POST /v1/pull"
-    case pullAck = "POST /v1/pull/ack"
+    case exchange = "POST /v1/exchange"
+    case reconcile = "POST /v1/reconcile"
     case standard = "GET /v1/standard"
     case adminLogin = "POST /v1/admin/login"
     case reportIndicators = "GET /v1/report/indicators"
@@ -80,9 +80,10 @@ public struct HubServer: Sendable {
         let hub = self.hub
         // A sync request takes its session slot as it arrives: before its body is read and
         // before it waits for a worker thread, so a shed request costs the hub almost nothing.
-        let isSession = route == .push || route == .pull
+        let isSession = route == .exchange || route == .reconcile
+        let requestNonce = request.headers[HTTPField.Name(WireHeader.nonce)!]
         if isSession {
-            do throws(WireError) { try hub.admitSession() } catch { return failure(error) }
+            do throws(WireError) { try hub.admitSession() } catch { return failure(error, nonce: requestNonce) }
         }
         defer { if isSession { hub.endSession() } }
         let raw: [UInt8]
@@ -90,7 +91,7 @@ public struct HubServer: Sendable {
             let buffer = try await request.collectBody(upTo: hub.settings.maxBodyBytes)
             raw = Array(buffer.readableBytesView)
         } catch {
-            return failure(WireError(.tooLarge, "the request body is over \(hub.settings.maxBodyBytes) bytes"))
+            return failure(WireError(.tooLarge, "the request body is over \(hub.settings.maxBodyBytes) bytes"), nonce: requestNonce)
         }
         let headers = request.headers
         let path = request.uri.string
@@ -98,40 +99,38 @@ public struct HubServer: Sendable {
         let acceptsGzip = headers[.acceptEncoding]?.contains("gzip") ?? false
         let gzipped = headers[.contentEncoding] == "gzip"
         let maxBody = hub.settings.maxBodyBytes
+        // The nonce the answer is signed for: the request's, or the enrolment's own.
+        let answerNonce = MutexBox(requestNonce)
         let outcome: Result<Reply, WireError> = await offload {
             Result { () throws(WireError) -> Reply in
                 func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
                 func body() throws(WireError) -> [UInt8] {
                     guard gzipped else { return raw }
                     do { return try Gzip.decompress(raw, maxBytes: maxBody) } catch {
-                        throw WireError(.corrupted, "the gzip body is damaged: \(error)")
+                        throw WireError(.corrupted, "the gzip body is damaged; it will be sent again")
                     }
                 }
                 func json<T: Decodable>(_ t: T.Type) throws(WireError) -> T {
                     do { return try JSONDecoder().decode(t, from: Data(try body())) } catch let e as WireError { throw e } catch {
-                        throw WireError(.badRequest, "the JSON body is not a valid \(t): \(error)")
+                        throw WireError(.badRequest, "the JSON body is not valid: \(WireError.describe(error))")
                     }
                 }
                 switch route {
                 case .health:
                     return .json(Data("{\"status\":\"ok\",\"standard\":\"\(hub.store.standard.version)\"}".utf8))
                 case .enrol:
-                    return try .encodable(hub.enrol(try json(EnrolRequest.self)))
-                case .push:
+                    let req = try json(EnrolRequest.self)
+                    if RequestSigning.isValidNonce(req.nonce) { answerNonce.set(req.nonce) }
+                    return try .encodable(hub.enrol(req))
+                case .exchange:
                     let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
-                    return .encodable(try hub.push(from: node, body: try body()))
-                case .pull:
+                    return .exchange(try hub.exchange(from: node, body: try body()))
+                case .reconcile:
                     let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
-                    let req = try json(PullRequest.self)
-                    guard let bytes = try hub.pull(for: node, request: req) else { return .empty }
-                    return .changeset(bytes)
+                    return .encodable(try hub.reconcile(from: node, request: try json(ReconcileRequest.self)))
                 case .standard:
                     _ = try hub.authenticate(method: method, path: path, header: header, body: raw)
                     return .encodable(hub.signedStandard)
-                case .pullAck:
-                    let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
-                    try hub.acknowledgePull(from: node, try json(PullAcknowledgement.self))
-                    return .json(Data("{}".utf8))
                 case .adminLogin, .reportIndicators, .reportFreshness, .reportConflicts, .resolveConflict, .reportQuarantine, .resolveQuarantine:
                     throw WireError(.notFound, "\(route.rawValue) is served by the supervisor's view")
                 }
@@ -139,14 +138,24 @@ public struct HubServer: Sendable {
         }
         switch outcome {
         case .success(let reply):
-            var response = reply.response(hubTime: hub.now(), gzip: acceptsGzip)
-            response.headers[HTTPField.Name(WireHeader.standardVersion)!] = hub.signedStandard.version
-            return response
-        case .failure(let e): return failure(e)
+            var (status, headers, body) = reply.parts(hubTime: hub.now(), gzip: acceptsGzip)
+            headers[HTTPField.Name(WireHeader.standardVersion)!] = hub.signedStandard.version
+            return answer(status, headers, body, nonce: answerNonce.value)
+        case .failure(let e): return failure(e, nonce: answerNonce.value)
         }
     }
 
-    func failure(_ e: WireError) -> Response {
+    /// The response, signed (status and body as sent) for the request that carried `nonce`,
+    /// so the node can tell the hub's answer from one altered or made up on the way.
+    func answer(_ status: HTTPResponse.Status, _ headers: HTTPFields, _ body: [UInt8], nonce: String?) -> Response {
+        var headers = headers
+        if let nonce, RequestSigning.isValidNonce(nonce) {
+            headers[HTTPField.Name(WireHeader.hubSignature)!] = hub.signResponse(requestNonce: nonce, status: Int(status.code), body: body)
+        }
+        return Response(status: status, headers: headers, body: body.isEmpty ? .init() : .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    func failure(_ e: WireError, nonce: String? = nil) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = WireMediaType.json
         headers[HTTPField.Name(WireHeader.hubTime)!] = String(hub.now())
@@ -155,9 +164,17 @@ public struct HubServer: Sendable {
             // Jittered, so shed nodes do not all come back in the same second.
             headers[.retryAfter] = String(Int.random(in: 2...15))
         }
-        let body = (try? JSONEncoder().encode(e)) ?? Data()
-        return Response(status: .init(code: e.httpStatus), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        let body = (try? JSONEncoder().encode(e)).map { [UInt8]($0) } ?? []
+        return answer(.init(code: e.httpStatus), headers, body, nonce: nonce)
     }
+}
+
+/// A value set once from a worker thread and read back on the event loop.
+final class MutexBox: Sendable {
+    private let lock: Mutex<String?>
+    init(_ v: String?) { lock = Mutex(v) }
+    func set(_ v: String) { lock.withLock { $0 = v } }
+    var value: String? { lock.withLock { $0 } }
 }
 
 /// Runs blocking SQLite work off the server's event loops.
@@ -169,30 +186,30 @@ func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
 
 enum Reply: Sendable {
     case json(Data)
-    case changeset([UInt8])
+    case exchange([UInt8])
     case empty
 
     static func encodable<T: Encodable>(_ v: T) -> Reply {
         .json((try? JSONEncoder().encode(v)) ?? Data("{}".utf8))
     }
 
-    func response(hubTime: UInt64, gzip: Bool) -> Response {
+    func parts(hubTime: UInt64, gzip: Bool) -> (HTTPResponse.Status, HTTPFields, [UInt8]) {
         var headers = HTTPFields()
         headers[HTTPField.Name(WireHeader.hubTime)!] = String(hubTime)
         switch self {
         case .empty:
-            return Response(status: .noContent, headers: headers)
+            return (.noContent, headers, [])
         case .json(let d):
             headers[.contentType] = WireMediaType.json
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: d)))
-        case .changeset(let b):
-            headers[.contentType] = WireMediaType.changeset
+            return (.ok, headers, [UInt8](d))
+        case .exchange(let b):
+            headers[.contentType] = WireMediaType.exchange
             var body = b
             if gzip, let z = try? Gzip.compress(b), z.count < b.count {
                 body = z
                 headers[.contentEncoding] = "gzip"
             }
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            return (.ok, headers, body)
         }
     }
 }

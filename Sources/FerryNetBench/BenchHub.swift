@@ -31,7 +31,7 @@ struct BenchHub {
         while portBox.get() == 0 { try await Task.sleep(for: .milliseconds(20)) }
         let url = "http://127.0.0.1:\(portBox.get())"
         let key = SigningKey()
-        let answer = try HTTPHubConnection.enrol(hubURL: url, request: EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "bench"))
+        let answer = try HTTPHubConnection.enrol(hubURL: url, token: token, key: key, hostname: "bench")
         let identity = NodeIdentity(
             hubURL: url, nodeID: answer.nodeID, unitID: answer.unitID, unitName: answer.unitName, hubNodeID: answer.hubNodeID,
             hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: true)

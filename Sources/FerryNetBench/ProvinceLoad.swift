@@ -93,7 +93,7 @@ enum ProvinceLoad {
             var attempt = 0
             while true {
                 do throws(SyncFailure) {
-                    let a = try HTTPHubConnection.enrol(hubURL: url, request: EnrolRequest(token: u.token, publicKey: key.publicKeyBase64, hostname: "load-\(u.id)"))
+                    let a = try HTTPHubConnection.enrol(hubURL: url, token: u.token, key: key, hostname: "load-\(u.id)")
                     return NodeIdentity(
                         hubURL: url, nodeID: a.nodeID, unitID: a.unitID, unitName: a.unitName, hubNodeID: a.hubNodeID, hubPublicKey: a.hubPublicKey,
                         privateKey: key.base64, gzip: true)
@@ -224,13 +224,34 @@ enum ProvinceLoad {
                     return Session(seconds: 0, untilSynced: 0, shed: shed, rows: 0, pulled: 0, failed: "\(identity.unitID): \(error)")
                 }
                 var rows = 0
-                for b in batches { rows += try hub.push(b).rows }
                 var pulled = 0
-                while let bytes = try hub.pull(PullRequest(maxBytes: 1 << 20, standardVersion: hub.hubStandardVersion ?? "1.0.0", pendingRows: 0, clockMillis: SystemClock().nowMillis() &+ UInt64(bitPattern: hub.clockOffsetMillis))) {
-                    let cs: Changeset
-                    do { cs = try ChangesetCodec.decode(bytes) } catch { throw SyncFailure(kind: .local, message: "\(error)", messageZh: "", isRetryable: false) }
-                    pulled += cs.rowCount
-                    try hub.acknowledgePull(PullAcknowledgement(cs.batch))
+                var queue = batches[...]
+                var ack: PullAcknowledgement?
+                var epoch: UInt64 = 0
+                var more = true
+                // Exchanges as a node makes them: a batch up, the next one down, until neither side has more.
+                while !queue.isEmpty || more {
+                    let request = ExchangeRequest(
+                        maxBytes: 1 << 20, standardVersion: hub.hubStandardVersion ?? "1.0.0", pendingRows: 0,
+                        clockMillis: SystemClock().nowMillis() &+ UInt64(bitPattern: hub.clockOffsetMillis), epoch: epoch, pulled: ack)
+                    let header = [UInt8]((try? JSONEncoder().encode(request)) ?? Data())
+                    let answerBytes = try hub.exchange(ExchangeEnvelope(header: header, changeset: queue.popFirst()).encode())
+                    guard let answer = try? ExchangeEnvelope.decode(answerBytes) else {
+                        throw SyncFailure(kind: .local, message: "the hub's answer is not an exchange", messageZh: "", isRetryable: false)
+                    }
+                    guard let reply = try? JSONDecoder().decode(ExchangeResponse.self, from: Data(answer.header)) else {
+                        throw SyncFailure(kind: .local, message: "the hub's answer did not decode", messageZh: "", isRetryable: false)
+                    }
+                    rows += reply.pushed?.rows ?? 0
+                    epoch = reply.epoch
+                    more = reply.more
+                    ack = nil
+                    if let bytes = answer.changeset {
+                        let cs: Changeset
+                        do { cs = try ChangesetCodec.decode(bytes) } catch { throw SyncFailure(kind: .local, message: "\(error)", messageZh: "", isRetryable: false) }
+                        pulled += cs.rowCount
+                        ack = PullAcknowledgement(cs.batch)
+                    }
                 }
                 let end = Date()
                 return Session(

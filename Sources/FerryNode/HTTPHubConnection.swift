@@ -6,14 +6,18 @@ import FerryWire
 import Foundation
 import Synchronization
 
-/// The node's connection to its hub over HTTP (libcurl), signing every request.
+/// The node's connection to its hub over HTTP (libcurl), signing every request and
+/// checking the hub's signature on every answer.
 ///
 /// Requests are signed with the hub's time as last seen in `Ferry-Hub-Time`, so a unit
 /// whose clock is days off still authenticates; the observed offset is reported in status.
+/// An answer whose signature does not verify with the hub's key (enrolled with the token's
+/// fingerprint) is treated as damaged on the way and never used.
 public final class HTTPHubConnection: HubConnection {
     let client: HTTPClient
     let identity: NodeIdentity
     let key: SigningKey
+    let hubKey: [UInt8]
     let clock: any WallClock
     let base: String
     private let offset = Mutex<Int64>(0)
@@ -26,6 +30,10 @@ public final class HTTPHubConnection: HubConnection {
         self.identity = identity
         self.clock = clock
         key = try SigningKey(base64: identity.privateKey)
+        guard let hk = Data(base64Encoded: identity.hubPublicKey), hk.count == 32 else {
+            throw TrustError("node.json holds no valid hub key; enrol the node again")
+        }
+        hubKey = [UInt8](hk)
         client = try HTTPClient(configuration: configuration)
         base = identity.hubURL.hasSuffix("/") ? String(identity.hubURL.dropLast()) : identity.hubURL
     }
@@ -36,38 +44,77 @@ public final class HTTPHubConnection: HubConnection {
     /// Bytes sent and received so far: bodies plus request and response headers as written.
     public var transferred: (sent: Int, received: Int) { counted.withLock { $0 } }
 
-    /// Enrols a new node: no signature yet, the token is the credential.
-    public static func enrol(hubURL: String, request: EnrolRequest, configuration: HTTPClientConfiguration = HTTPClientConfiguration()) throws(SyncFailure) -> EnrolResponse {
+    /// Enrols a new node with a one-time token: proves the token without sending it, checks
+    /// the hub's key against the token's fingerprint and the hub's signature on its answer.
+    public static func enrol(
+        hubURL: String, token text: String, key: SigningKey, hostname: String, restoring: Bool = false,
+        configuration: HTTPClientConfiguration = HTTPClientConfiguration()
+    ) throws(SyncFailure) -> EnrolResponse {
+        guard let token = EnrolmentToken(parsing: text) else {
+            throw SyncFailure(
+                kind: .local, message: "the token is not 12 groups of 4 letters and digits; check it was typed correctly",
+                messageZh: "登记令牌格式不对（应为 12 组、每组 4 个字母或数字），请核对", isRetryable: false)
+        }
         let client: HTTPClient
         do { client = try HTTPClient(configuration: configuration) } catch { throw failure(error) }
         let url = (hubURL.hasSuffix("/") ? String(hubURL.dropLast()) : hubURL) + "/v1/enrol"
+        let request = EnrolRequest(token: token, key: key, hostname: String(hostname.prefix(128)), restoring: restoring)
+        let nonce = request.nonce
         let body = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
         let response: HTTPResponse
         do {
-            response = try client.send(method: "POST", url: url, headers: [("Content-Type", WireMediaType.json)], body: body)
+            response = try client.send(method: "POST", url: url, headers: [("Content-Type", WireMediaType.json), ("Expect", "")], body: body)
         } catch { throw failure(error) }
-        try check(response)
-        do { return try JSONDecoder().decode(EnrolResponse.self, from: Data(response.body)) } catch {
-            throw SyncFailure(kind: .hub(.malformed), message: "the hub's enrolment answer did not decode: \(error)", messageZh: "上级的答复无法解析", isRetryable: false)
+        guard (200..<300).contains(response.status) else { try check(response, hubKey: nil, nonce: nonce) }
+        let answer: EnrolResponse
+        do { answer = try JSONDecoder().decode(EnrolResponse.self, from: Data(response.body)) } catch {
+            throw SyncFailure(kind: .transport, message: "the hub's enrolment answer did not decode", messageZh: "上级的登记答复无法解析", isRetryable: true)
         }
+        guard let hk = Data(base64Encoded: answer.hubPublicKey), hk.count == 32, token.matches(hubPublicKey: [UInt8](hk)) else {
+            throw SyncFailure(
+                kind: .hub(.badSignature),
+                message: "the hub's key does not match the token's fingerprint: this is not the hub that issued the token (an address typed wrong, or someone between this box and the hub); nothing was saved",
+                messageZh: "上级服务器的密钥与令牌不符：这不是签发令牌的上级（地址有误，或网络被他人截持），未保存任何内容", isRetryable: false)
+        }
+        try verify(response, hubKey: [UInt8](hk), nonce: nonce)
+        guard answer.publicKey == key.publicKeyBase64 else {
+            throw SyncFailure(
+                kind: .hub(.badSignature), message: "the hub enrolled a different key than this node's; the enrolment was tampered with",
+                messageZh: "上级登记的密钥与本节点不符，登记过程被篡改", isRetryable: false)
+        }
+        return answer
     }
 
     static func failure(_ e: HTTPClientError) -> SyncFailure {
         SyncFailure(kind: .transport, message: e.message, messageZh: e.messageZh, isRetryable: e.isRetryable)
     }
 
-    static func check(_ r: HTTPResponse) throws(SyncFailure) {
-        guard !(200..<300).contains(r.status) else { return }
+    /// Checks the hub's signature on an answer to the request that carried `nonce`.
+    static func verify(_ r: HTTPResponse, hubKey: [UInt8], nonce: String) throws(SyncFailure) {
+        let canonical = ResponseSigning.canonical(requestNonce: nonce, status: r.status, bodySHA256Hex: Trust.sha256Hex(r.body))
+        guard let sig = r.headers[WireHeader.hubSignature.lowercased()], Trust.verify(publicKey: hubKey, signatureBase64: sig, data: canonical) else {
+            throw SyncFailure(
+                kind: .transport, message: "an answer from the hub was not signed by the hub's key (damaged or altered on the way); it was not used",
+                messageZh: "收到的答复没有上级的有效签名（传输中损坏或被篡改），已丢弃并将重试", isRetryable: true)
+        }
+    }
+
+    /// Turns an error answer into a failure. With `hubKey`, an answer the hub did not sign
+    /// is not believed: it is damage on the way, and retried.
+    static func check(_ r: HTTPResponse, hubKey: [UInt8]?, nonce: String) throws(SyncFailure) -> Never {
         let retryAfter = r.headers["retry-after"].flatMap(Double.init)
+        if let hubKey { try verify(r, hubKey: hubKey, nonce: nonce) }
         if let e = try? JSONDecoder().decode(WireError.self, from: Data(r.body)) {
             throw SyncFailure(e, retryAfter: retryAfter)
         }
+        // Not the hub's error shape: a proxy's page, or an answer damaged on the way.
         throw SyncFailure(
-            kind: .hub(r.status >= 500 ? .unavailable : .badRequest), message: "the hub answered HTTP \(r.status)",
-            messageZh: "上级服务器返回错误 \(r.status)", isRetryable: r.status >= 500 || r.status == 429, retryAfter: retryAfter)
+            kind: .transport, message: "the hub answered HTTP \(r.status) without Ferry's error shape (a proxy in between, or damage on the way)",
+            messageZh: "上级返回 HTTP \(r.status)，但不是 Ferry 的错误格式（可能经过代理或传输损坏）", isRetryable: true, retryAfter: retryAfter)
     }
 
-    /// Sends one signed request; re-signs once with the hub's time if it said the clock is off.
+    /// Sends one signed request; re-signs once with the hub's time if it said the clock is
+    /// off. Returns a verified successful answer.
     func send(_ method: String, _ path: String, body: [UInt8], headers extra: [(String, String)]) throws(SyncFailure) -> HTTPResponse {
         var attempt = 0
         while true {
@@ -77,6 +124,7 @@ public final class HTTPHubConnection: HubConnection {
             do { signed = try key.signedHeaders(node: identity.nodeID, method: method, path: path, body: body, nowMillis: now) } catch {
                 throw SyncFailure(kind: .local, message: "signing the request failed: \(error)", messageZh: "请求签名失败", isRetryable: false)
             }
+            let nonce = signed.first { $0.0 == WireHeader.nonce }!.1
             let response: HTTPResponse
             do {
                 response = try client.send(method: method, url: base + path, headers: signed + extra + [("Expect", "")], body: body)
@@ -92,52 +140,46 @@ public final class HTTPHubConnection: HubConnection {
                 let observed = Int64(bitPattern: hubTime) - Int64(bitPattern: clock.nowMillis())
                 offset.withLock { $0 = observed }
             }
-            if response.status == 401, attempt == 1,
-                let e = try? JSONDecoder().decode(WireError.self, from: Data(response.body)), e.code == .staleRequest
-            {
-                continue
+            guard (200..<300).contains(response.status) else {
+                do throws(SyncFailure) {
+                    try Self.check(response, hubKey: hubKey, nonce: nonce)
+                } catch {
+                    if attempt == 1, case .hub(let code) = error.kind, code == .staleRequest { continue }
+                    throw error
+                }
             }
-            try Self.check(response)
+            try Self.verify(response, hubKey: hubKey, nonce: nonce)
             return response
         }
     }
 
-    public func push(_ changeset: [UInt8]) throws(SyncFailure) -> PushAcknowledgement {
-        var body = changeset
-        var headers = [("Content-Type", WireMediaType.changeset)]
-        if identity.gzip, let z = try? Gzip.compress(changeset), z.count < changeset.count {
-            body = z
+    public func exchange(_ body: [UInt8]) throws(SyncFailure) -> [UInt8] {
+        var out = body
+        var headers = [("Content-Type", WireMediaType.exchange)]
+        if identity.gzip, let z = try? Gzip.compress(body), z.count < body.count {
+            out = z
             headers.append(("Content-Encoding", "gzip"))
         }
-        let r = try send("POST", "/v1/push", body: body, headers: headers)
-        do { return try JSONDecoder().decode(PushAcknowledgement.self, from: Data(r.body)) } catch {
-            throw SyncFailure(kind: .hub(.malformed), message: "the hub's acknowledgement did not decode: \(error)", messageZh: "上级的确认无法解析", isRetryable: true)
+        if identity.gzip { headers.append(("Accept-Encoding", "gzip")) }
+        let r = try send("POST", "/v1/exchange", body: out, headers: headers)
+        guard r.headers["content-encoding"] == "gzip" else { return r.body }
+        do { return try Gzip.decompress(r.body, maxBytes: maxResponseBytes) } catch {
+            throw SyncFailure(kind: .transport, message: "the hub's answer arrived damaged", messageZh: "收到的数据已损坏，将重新获取", isRetryable: true)
         }
     }
 
-    public func pull(_ request: PullRequest) throws(SyncFailure) -> [UInt8]? {
+    public func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse {
         let body = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
-        var headers = [("Content-Type", WireMediaType.json)]
-        if identity.gzip { headers.append(("Accept-Encoding", "gzip")) }
-        let r = try send("POST", "/v1/pull", body: body, headers: headers)
-        if r.status == 204 { return nil }
-        if r.headers["content-encoding"] == "gzip" {
-            do { return try Gzip.decompress(r.body, maxBytes: maxResponseBytes) } catch {
-                throw SyncFailure(kind: .transport, message: "the hub's batch arrived damaged: \(error)", messageZh: "收到的数据已损坏，将重新获取", isRetryable: true)
-            }
+        let r = try send("POST", "/v1/reconcile", body: body, headers: [("Content-Type", WireMediaType.json)])
+        do { return try JSONDecoder().decode(ReconcileResponse.self, from: Data(r.body)) } catch {
+            throw SyncFailure(kind: .transport, message: "the hub's digests did not decode", messageZh: "上级的数据摘要无法解析，将重试", isRetryable: true)
         }
-        return r.body
     }
 
     public func fetchStandard() throws(SyncFailure) -> SignedStandard {
         let r = try send("GET", "/v1/standard", body: [], headers: [])
         do { return try JSONDecoder().decode(SignedStandard.self, from: Data(r.body)) } catch {
-            throw SyncFailure(kind: .hub(.malformed), message: "the hub's standard did not decode: \(error)", messageZh: "上级发布的数据标准无法解析", isRetryable: true)
+            throw SyncFailure(kind: .transport, message: "the hub's standard did not decode", messageZh: "上级发布的数据标准无法解析，将重试", isRetryable: true)
         }
-    }
-
-    public func acknowledgePull(_ ack: PullAcknowledgement) throws(SyncFailure) {
-        let body = (try? JSONEncoder().encode(ack)).map { [UInt8]($0) } ?? []
-        _ = try send("POST", "/v1/pull/ack", body: body, headers: [("Content-Type", WireMediaType.json)])
     }
 }

@@ -3,10 +3,11 @@ import FerryWire
 /// What a node needs from its hub. The HTTP implementation is `HTTPHubConnection`; tests
 /// can pass the hub object itself.
 public protocol HubConnection: Sendable {
-    func push(_ changeset: [UInt8]) throws(SyncFailure) -> PushAcknowledgement
-    /// The next batch, or nil when the node is up to date.
-    func pull(_ request: PullRequest) throws(SyncFailure) -> [UInt8]?
-    func acknowledgePull(_ ack: PullAcknowledgement) throws(SyncFailure)
+    /// One exchange: an `ExchangeEnvelope` out, the hub's envelope back (its signature
+    /// already checked by an HTTP connection).
+    func exchange(_ body: [UInt8]) throws(SyncFailure) -> [UInt8]
+    /// One round of anti-entropy's questions.
+    func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse
     /// The hub's clock minus ours, ms, as last observed (0 before any contact).
     var clockOffsetMillis: Int64 { get }
     /// The standard version the hub publishes, as last observed (nil before any contact).
@@ -20,7 +21,7 @@ public struct SyncFailure: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         /// The hub answered with an error.
         case hub(WireErrorCode)
-        /// The link failed: timeout, stall, refused connection, TLS.
+        /// The link failed: timeout, stall, refused connection, TLS, a damaged answer.
         case transport
         /// This replica failed (database, decoding what the hub sent).
         case local

@@ -4,9 +4,11 @@ import FerryWire
 import Foundation
 import Logging
 import Metrics
+import Synchronization
 
 /// What one sync did.
 public struct SyncReport: Sendable, Equatable {
+    public var exchanges = 0
     public var pushedBatches = 0
     public var pushedRows = 0
     public var pushedBytes = 0
@@ -14,6 +16,13 @@ public struct SyncReport: Sendable, Equatable {
     public var pulledRows = 0
     public var pulledBytes = 0
     public var conflicts = 0
+    /// Rows the hub holds back for this unit (quarantined), as it said at the end.
+    public var heldByHub = 0
+    /// Anti-entropy: rounds of questions, and rows found held differently (repaired).
+    public var reconcileRounds = 0
+    public var repairedRows = 0
+    /// The hub found that this database went back in time (restored from an older copy).
+    public var rollbackDetected = false
     public var seconds = 0.0
     public init() {}
 }
@@ -22,13 +31,19 @@ public struct SyncReport: Sendable, Equatable {
 public enum SyncProgress: Sendable {
     case pushed(batch: Int, rows: Int, bytes: Int)
     case pulled(batch: Int, rows: Int, bytes: Int)
+    case compared(equal: Bool)
+    case repaired(rows: Int)
 }
 
 /// A unit's node: exchanges its replica's changes with the hub.
 ///
-/// One exchange pushes every batch the hub has not acknowledged, then pulls every batch the
-/// node has not seen, acknowledging each after it is durably applied. A cut link costs the
-/// batch in flight: the next exchange resumes from the last acknowledgement.
+/// One sync is a run of exchanges (`POST /v1/exchange`): each sends the node's next batch,
+/// acknowledges the batch pulled before, and brings back the hub's acknowledgement and the
+/// next batch for the node. A small sync is one round trip; the last pulled batch is
+/// acknowledged with the next sync's first exchange. When both sides are up to date the
+/// node compares its digest with the hub's, and if they differ runs anti-entropy and
+/// repairs every difference before it finishes. A cut link costs the batch in flight:
+/// the next exchange resumes from the last acknowledgement.
 public final class NodeAgent: Sendable {
     public let store: ReplicaStore
     public let hub: any HubConnection
@@ -37,6 +52,10 @@ public final class NodeAgent: Sendable {
     let clock: any WallClock
     let logger: Logger
     let metrics = NodeMetrics()
+    /// Whether this agent has heard from the hub since it was made: until then it pushes
+    /// nothing, so that nothing is stamped before the hub could say the database was
+    /// restored from an older copy (see `ExchangeResponse.clockFloor`).
+    private let heardFromHub = Mutex(false)
 
     public init(
         store: ReplicaStore, hub: any HubConnection, identity: NodeIdentity, clock: any WallClock,
@@ -52,64 +71,116 @@ public final class NodeAgent: Sendable {
 
     var hubPeer: Peer { Peer(id: NodeID(unchecked: identity.hubNodeID), direction: .upstream) }
 
-    /// Runs one exchange with the hub. On failure the error says whether to retry; what was
+    /// Runs one sync with the hub. On failure the error says whether to retry; what was
     /// acknowledged before it stays acknowledged.
     ///
-    /// `shouldStop` is asked between batches: when it says true (a shutdown began) the
-    /// exchange ends after the batch in flight, which is acknowledged or rolled back whole.
+    /// `shouldStop` is asked between exchanges: when it says true (a shutdown began) the
+    /// sync ends after the exchange in flight, which is acknowledged or rolled back whole.
     public func syncOnce(progress: (SyncProgress) -> Void = { _ in }, shouldStop: () -> Bool = { false }) throws(SyncFailure) -> SyncReport {
         let started = clock.nowMillis()
         var report = SyncReport()
         note(["last_attempt_at": .integer(Int64(started))])
         do throws(SyncFailure) {
-            // Push.
+            var pulled = pendingAcknowledgement()
+            var resend: [RowRef] = []
+            var repair: [RowRef] = []
+            var compared = false
             while !shouldStop() {
-                let cs: Changeset?
-                do { cs = try store.extract(for: hubPeer, maxBytes: batchBytes) } catch { throw local("reading local changes failed: \(error)") }
-                guard let cs else { break }
-                let bytes = ChangesetCodec.encode(cs)
-                let ack = try hub.push(bytes)
-                guard ack.sequence == cs.batch.sequence, ack.through == cs.batch.through else {
-                    throw SyncFailure(kind: .hub(.malformed), message: "the hub acknowledged batch \(ack.sequence) while \(cs.batch.sequence) was sent", messageZh: "上级确认的批次与发送的不符", isRetryable: true)
+                let batch: Changeset?
+                if heardFromHub.withLock({ $0 }) {
+                    do { batch = try store.extract(for: hubPeer, maxBytes: batchBytes) } catch { throw local("reading local changes failed", error) }
+                } else {
+                    batch = nil
                 }
-                do { try store.acknowledge(cs.batch, from: hubPeer.id) } catch { throw local("recording the hub's acknowledgement failed: \(error)") }
-                report.pushedBatches += 1
-                report.pushedRows += cs.rowCount
-                report.pushedBytes += bytes.count
-                metrics.batchesUp.increment()
-                metrics.rowsUp.increment(by: cs.rowCount)
-                metrics.bytesUp.increment(by: bytes.count)
-                progress(.pushed(batch: report.pushedBatches, rows: cs.rowCount, bytes: bytes.count))
-            }
-            // Pull.
-            while !shouldStop() {
                 let pending = (try? store.pendingRows(for: hubPeer)) ?? 0
-                let request = PullRequest(
+                let request = ExchangeRequest(
                     maxBytes: batchBytes, standardVersion: store.standard.version.description, pendingRows: pending,
-                    clockMillis: clock.nowMillis())
-                guard let bytes = try hub.pull(request) else { break }
-                let cs: Changeset
-                do { cs = try ChangesetCodec.decode(bytes) } catch {
-                    throw SyncFailure(kind: .local, message: "a batch from the hub did not decode: \(error.message)", messageZh: "从上级收到的数据无法解析", isRetryable: error.isRetryable)
+                    clockMillis: clock.nowMillis(), epoch: epoch(), pulled: pulled, resend: resend, repair: repair)
+                let header = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
+                let pushedBytes = batch.map(ChangesetCodec.encode)
+                let answerBytes = try hub.exchange(ExchangeEnvelope(header: header, changeset: pushedBytes).encode())
+                report.exchanges += 1
+                let (answer, incoming) = try decodeAnswer(answerBytes)
+                let firstContact = !heardFromHub.withLock { $0 }
+                // The hub has what this request carried.
+                resend = []
+                repair = []
+                pulled = nil
+                saveAcknowledgement(nil)
+                try recordAnswer(answer)
+                heardFromHub.withLock { $0 = true }
+                if let cs = batch, let bytes = pushedBytes {
+                    guard let ack = answer.pushed, ack.sequence == cs.batch.sequence, ack.through == cs.batch.through else {
+                        throw SyncFailure(
+                            kind: .hub(.malformed), message: "the hub acknowledged another batch than the one sent",
+                            messageZh: "上级确认的批次与发送的不符", isRetryable: true)
+                    }
+                    do {
+                        try store.acknowledge(cs.batch, from: hubPeer.id)
+                        try store.sendWhole(ack.resend, to: hubPeer.id)
+                    } catch { throw local("recording the hub's acknowledgement failed", error) }
+                    report.pushedBatches += 1
+                    report.pushedRows += cs.rowCount
+                    report.pushedBytes += bytes.count
+                    metrics.batchesUp.increment()
+                    metrics.rowsUp.increment(by: cs.rowCount)
+                    metrics.bytesUp.increment(by: bytes.count)
+                    progress(.pushed(batch: report.pushedBatches, rows: cs.rowCount, bytes: bytes.count))
                 }
-                let applied: ApplyReport
-                // A value this node's (older) standard does not allow is quarantined, not fatal: the
-                // hub sends everything again once the node has moved to the newer standard.
-                do { applied = try store.apply(cs, sender: .trusted, quarantine: true, from: hubPeer.id) } catch { throw local("applying the hub's batch failed: \(error)") }
-                try hub.acknowledgePull(PullAcknowledgement(cs.batch))
-                report.pulledBatches += 1
-                report.pulledRows += cs.rowCount
-                report.pulledBytes += bytes.count
-                report.conflicts += applied.conflictsLogged
-                metrics.batchesDown.increment()
-                metrics.rowsDown.increment(by: cs.rowCount)
-                metrics.bytesDown.increment(by: bytes.count)
-                metrics.conflicts.increment(by: applied.conflictsLogged)
-                progress(.pulled(batch: report.pulledBatches, rows: cs.rowCount, bytes: bytes.count))
+                if answer.clockFloor != nil { report.rollbackDetected = true }
+                if let bytes = incoming {
+                    let cs: Changeset
+                    do { cs = try ChangesetCodec.decode(bytes) } catch {
+                        throw SyncFailure(
+                            kind: .transport, message: "a batch from the hub did not decode: \(error.message)", messageZh: "从上级收到的数据无法解析，将重新获取",
+                            isRetryable: true)
+                    }
+                    let applied: ApplyReport
+                    // A value this node's (older) standard does not allow is quarantined, not fatal: the
+                    // hub sends everything again once the node has moved to the newer standard.
+                    do {
+                        applied = try store.apply(
+                            cs, sender: .trusted, quarantine: true, from: hubPeer.id, authorship: .hub(hubPeer.id))
+                    } catch { throw local("applying the hub's batch failed", error) }
+                    pulled = PullAcknowledgement(cs.batch)
+                    saveAcknowledgement(pulled)
+                    resend = applied.resendWhole
+                    report.pulledBatches += 1
+                    report.pulledRows += cs.rowCount
+                    report.pulledBytes += bytes.count
+                    report.conflicts += applied.conflictsLogged
+                    metrics.batchesDown.increment()
+                    metrics.rowsDown.increment(by: cs.rowCount)
+                    metrics.bytesDown.increment(by: bytes.count)
+                    metrics.conflicts.increment(by: applied.conflictsLogged)
+                    progress(.pulled(batch: report.pulledBatches, rows: cs.rowCount, bytes: bytes.count))
+                }
+                report.heldByHub = answer.heldTotal
+                let morePush = batch.map { !$0.batch.isFinal } ?? false
+                if answer.more || morePush || !resend.isEmpty || firstContact { continue }
+                if batch != nil || ((try? store.pendingRows(for: hubPeer)) ?? 0) > 0 { continue }
+                // Both sides are up to date: compare what they hold, once per sync.
+                guard !compared, let theirs = answer.digest.flatMap({ UInt64($0, radix: 16) }) else { break }
+                compared = true
+                let held = (try? store.held().filter { $0.kind != .unstorable }.map { RowRef(table: $0.table, key: $0.key) }) ?? []
+                let mine: UInt64
+                do { mine = try store.digestRoot(unit: nil, excluding: held) } catch { throw local("computing this node's digest failed", error) }
+                progress(.compared(equal: mine == theirs))
+                note(["last_compared_at": .integer(Int64(clock.nowMillis())), "last_compare_equal": .integer(mine == theirs ? 1 : 0)])
+                if mine == theirs { break }
+                let found = try reconcile(excluding: held, report: &report)
+                repair = found.fetch
+                report.repairedRows += found.rows
+                progress(.repaired(rows: found.rows))
+                if repair.isEmpty && found.pushed == 0 { break }
+                compared = false  // one more comparison after the repair, to be sure
+                if report.reconcileRounds > 64 { break }
             }
         } catch {
-            note(["last_error": .text(error.message), "last_error_zh": .text(error.messageZh)])
-            logger.warning("sync failed", metadata: ["error": "\(error.message)", "retryable": "\(error.isRetryable)"])
+            note(["last_error": .text(error.message), "last_error_zh": .text(error.messageZh), "last_error_kind": .text(Self.kindText(error))])
+            logger.warning(
+                "sync failed",
+                metadata: ["error": "\(error.message)", "retryable": "\(error.isRetryable)", "exchanges": "\(report.exchanges)", "rows_up": "\(report.pushedRows)"])
             metrics.syncFailed.increment()
             metrics.error(error.kind)
             if let pending = try? store.pendingRows(for: hubPeer) { metrics.pendingRows.record(pending) }
@@ -120,19 +191,127 @@ public final class NodeAgent: Sendable {
         metrics.syncOK.increment()
         metrics.lastSuccess.record(Double(finished) / 1000)
         if let pending = try? store.pendingRows(for: hubPeer) { metrics.pendingRows.record(pending) }
-        note([
-            "last_sync_ok_at": .integer(Int64(finished)), "last_error": .null, "last_error_zh": .null,
+        var state: [String: Value] = [
+            "last_sync_ok_at": .integer(Int64(finished)), "last_error": .null, "last_error_zh": .null, "last_error_kind": .null,
             "last_received_rows": .integer(Int64(report.pulledRows)), "last_sent_rows": .integer(Int64(report.pushedRows)),
-            "hub_clock_offset_ms": .integer(hub.clockOffsetMillis),
-        ])
+            "hub_clock_offset_ms": .integer(hub.clockOffsetMillis), "held_by_hub": .integer(Int64(report.heldByHub)),
+        ]
+        if report.repairedRows > 0 {
+            state["last_repair_at"] = .integer(Int64(finished))
+            state["last_repair_rows"] = .integer(Int64(report.repairedRows))
+        }
+        if report.rollbackDetected { state["last_rollback_at"] = .integer(Int64(finished)) }
+        note(state)
         logger.info(
             "sync done",
-            metadata: ["pushed_rows": "\(report.pushedRows)", "pulled_rows": "\(report.pulledRows)", "bytes_up": "\(report.pushedBytes)", "bytes_down": "\(report.pulledBytes)"])
+            metadata: [
+                "exchanges": "\(report.exchanges)", "pushed_rows": "\(report.pushedRows)", "pulled_rows": "\(report.pulledRows)",
+                "bytes_up": "\(report.pushedBytes)", "bytes_down": "\(report.pulledBytes)", "held": "\(report.heldByHub)",
+                "repaired_rows": "\(report.repairedRows)",
+            ])
         return report
     }
 
-    func local(_ message: String) -> SyncFailure {
-        SyncFailure(kind: .local, message: message, messageZh: "本地数据库操作失败", isRetryable: true)
+    /// Anti-entropy: finds every row this node and the hub hold differently, queues this
+    /// node's side of each to be sent whole, forgets hub rows the hub no longer has for it,
+    /// and returns the rows to ask the hub for.
+    func reconcile(excluding held: [RowRef], report: inout SyncReport) throws(SyncFailure) -> (fetch: [RowRef], pushed: Int, rows: Int) {
+        var walk = Reconciliation(tables: store.syncedTableNames)
+        while !walk.pending.isEmpty {
+            guard walk.rounds < 24 else { break }
+            let answer = try hub.reconcile(ReconcileRequest(standardVersion: store.standard.version.description, ranges: walk.pending.map(WireRange.init)))
+            let theirs = answer.ranges.compactMap(\.answer)
+            guard theirs.count == answer.ranges.count else {
+                throw SyncFailure(kind: .transport, message: "the hub's digests arrived damaged", messageZh: "上级的数据摘要已损坏，将重试", isRetryable: true)
+            }
+            let leaves = Set(theirs.filter { $0.leaves != nil }.map(\.range))
+            let children = Set(theirs.filter { $0.children != nil }.map(\.range))
+            let mine: [RangeAnswer]
+            do {
+                mine = try store.rangeAnswers(unit: nil, ranges: walk.pending, excluding: held, leaves: leaves, children: children)
+            } catch { throw local("computing this node's digests failed", error) }
+            walk.receive(theirs: theirs, mine: Dictionary(mine.map { ($0.range, $0) }, uniquingKeysWith: { a, _ in a }))
+            report.reconcileRounds += 1
+        }
+        let r = walk.result
+        var push: [RowRef] = []
+        var forget: [RowRef] = []
+        let onlyHere = Set(r.onlyHere)
+        for k in r.different + r.onlyHere {
+            guard let t = store.standard.table(named: k.table) else { continue }
+            let ref = RowRef(table: k.table, key: k.key)
+            // The unit's own rows go up whole; a hub row the hub no longer has for us goes.
+            if t.isUnitWritable { push.append(ref) } else if onlyHere.contains(k) { forget.append(ref) }
+        }
+        let fetch = (r.different + r.onlyThere).map { RowRef(table: $0.table, key: $0.key) }
+        do {
+            try store.sendWhole(push, to: hubPeer.id, repair: true)
+            _ = try store.forget(forget)
+        } catch { throw local("queueing the repair failed", error) }
+        let rows = Set(r.different + r.onlyHere + r.onlyThere).count
+        logger.notice(
+            "anti-entropy found differences",
+            metadata: ["different": "\(r.different.count)", "only_here": "\(r.onlyHere.count)", "only_at_hub": "\(r.onlyThere.count)", "rounds": "\(walk.rounds)"])
+        metrics.repairs.increment(by: rows)
+        return (Array(fetch.prefix(ExchangeRequest.maxRowRefs)), push.count, rows)
+    }
+
+    func decodeAnswer(_ bytes: [UInt8]) throws(SyncFailure) -> (ExchangeResponse, [UInt8]?) {
+        let envelope: ExchangeEnvelope
+        do { envelope = try ExchangeEnvelope.decode(bytes) } catch {
+            throw SyncFailure(kind: .transport, message: "the hub's answer arrived damaged: \(error.message)", messageZh: "上级的答复已损坏，将重试", isRetryable: true)
+        }
+        do { return (try JSONDecoder().decode(ExchangeResponse.self, from: Data(envelope.header)), envelope.changeset) } catch {
+            throw SyncFailure(kind: .transport, message: "the hub's answer did not decode: \(WireError.describe(error))", messageZh: "上级的答复无法解析，将重试", isRetryable: true)
+        }
+    }
+
+    /// Stores what the hub said of this node: its next epoch, a clock it must pass, the
+    /// rows it holds back.
+    func recordAnswer(_ answer: ExchangeResponse) throws(SyncFailure) {
+        do {
+            if let floor = answer.clockFloor {
+                // The database went back in time: write as a new incarnation from now on, past
+                // every clock this node already gave out, and let anti-entropy bring back the rest.
+                try store.beginIncarnation()
+                try store.raiseClock(toAtLeast: HLCTimestamp(rawValue: floor))
+                logger.warning(
+                    "database restored from an older copy; recovering from the hub", metadata: ["clock_floor": "\(floor)", "writer": "\(store.writer)"])
+            }
+            try store.recordEpoch(answer.epoch)
+            try store.setHeldByHub(
+                answer.held.map {
+                    HeldRow(
+                        table: $0.row.table, key: $0.row.key, column: $0.column, kind: HeldRow.Kind(rawValue: $0.kind) ?? .value, reason: $0.reason,
+                        reasonZh: $0.reasonZh)
+                })
+            try store.setClockOffset(hub.clockOffsetMillis)
+        } catch { throw local("recording the hub's answer failed", error) }
+    }
+
+    func epoch() -> UInt64 { (try? store.epoch()) ?? 0 }
+
+    /// The last pulled batch, applied but not yet acknowledged (the next exchange does it).
+    func pendingAcknowledgement() -> PullAcknowledgement? {
+        guard case .text(let json) = (try? store.state("pull_ack")) ?? .null else { return nil }
+        return try? JSONDecoder().decode(PullAcknowledgement.self, from: Data(json.utf8))
+    }
+
+    func saveAcknowledgement(_ ack: PullAcknowledgement?) {
+        let text = ack.flatMap { try? JSONEncoder().encode($0) }.map { Value.text(String(decoding: $0, as: UTF8.self)) } ?? .null
+        note(["pull_ack": text])
+    }
+
+    static func kindText(_ e: SyncFailure) -> String {
+        switch e.kind {
+        case .hub(let code): return code.rawValue
+        case .transport: return "transport"
+        case .local: return "local"
+        }
+    }
+
+    func local(_ message: String, _ error: any Error) -> SyncFailure {
+        SyncFailure(kind: .local, message: "\(message): \(error)", messageZh: "本地数据库操作失败（\(message)）", isRetryable: true)
     }
 
     func note(_ values: [String: Value]) {

@@ -11,6 +11,8 @@ public struct NodeMetrics: Sendable {
     let bytesUp = Counter(label: "ferry_node_bytes_total", dimensions: [("direction", "up")])
     let bytesDown = Counter(label: "ferry_node_bytes_total", dimensions: [("direction", "down")])
     let conflicts = Counter(label: "ferry_node_conflicts_total")
+    /// Rows anti-entropy found held differently from the hub (then repaired).
+    let repairs = Counter(label: "ferry_node_antientropy_repaired_rows_total")
     let pendingRows = Gauge(label: "ferry_node_pending_rows")
     let lastSuccess = Gauge(label: "ferry_node_last_success_timestamp_seconds")
 

@@ -41,12 +41,26 @@ public struct NodeService: Service {
     func loop(_ stopping: StopFlag) async throws {
         var failures = 0
         var agent = self.agent
+        // A daemon that starts recomputes every row's fingerprint: a change made while it was
+        // down that bypassed capture shows in the first comparison with the hub.
+        var scrub = true
         while !Task.isCancelled && !stopping.isSet {
             heartbeat()
             var wait: Double
             do {
                 let current = agent
-                _ = try await Self.inBackground { () throws(SyncFailure) in try current.syncOnce(shouldStop: { stopping.isSet }) }
+                if scrub {
+                    scrub = false
+                    let store = current.store
+                    let log = logger
+                    _ = try? await Self.inBackground { () throws(SyncFailure) in
+                        if let r = try? store.scrub(), r.changed + r.untracked + r.missing > 0 {
+                            log.notice("scrub found changes made outside Ferry", metadata: ["changed": "\(r.changed)", "untracked": "\(r.untracked)", "missing": "\(r.missing)"])
+                        }
+                    }
+                }
+                let report = try await Self.inBackground { () throws(SyncFailure) in try current.syncOnce(shouldStop: { stopping.isSet }) }
+                if report.rollbackDetected { scrub = true }
                 failures = 0
                 wait = intervalSeconds
                 do {

@@ -87,6 +87,7 @@ public enum StandardFile {
             throw t.error("policy '\(policyText)' is not one of \(ConflictPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let module = try t.optionalString("module")
+        let history = try t.optionalBool("history") ?? false
         let pk = try t.strings("primary_key")
         var columns: [ColumnDefinition] = []
         for c in try t.tables("column") { columns.append(try readColumn(c, table: name)) }
@@ -94,6 +95,7 @@ public enum StandardFile {
         var table = TableDefinition(
             name: name, label: label, ownership: ownership, policy: policy, primaryKey: pk, columns: columns)
         table.module = module
+        table.keepsHistory = history
         return table
     }
 

@@ -53,7 +53,11 @@ extension Statement {
         switch sqlite3_column_type(s, i) {
         case SQLITE_INTEGER: return .integer(sqlite3_column_int64(s, i))
         case SQLITE_FLOAT: return .real(sqlite3_column_double(s, i))
-        case SQLITE_TEXT: return .text(String(cString: sqlite3_column_text(s, i)))
+        case SQLITE_TEXT:
+            // By length, not up to the first NUL byte: text is read back exactly as stored.
+            let n = Int(sqlite3_column_bytes(s, i))
+            guard n > 0, let p = sqlite3_column_text(s, i) else { return .text("") }
+            return .text(String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
         case SQLITE_BLOB:
             let n = Int(sqlite3_column_bytes(s, i))
             guard n > 0, let p = sqlite3_column_blob(s, i) else { return .blob([]) }

@@ -7,6 +7,8 @@ public struct ConflictRecord: Sendable, Equatable {
     public var id: Int64
     public var table: String
     public var key: [Value]
+    /// The unit the row belongs to, at a hub (where keys are per unit); nil at a node.
+    public var scope: String?
     public var column: String
     public var kind: ConflictKind
     public var status: ConflictStatus
@@ -36,15 +38,17 @@ extension ReplicaStore {
                 args = [status.rawValue]
             }
             sql += " ORDER BY id"
-            return try Row.fetchAll(db, sql: sql, arguments: args).map(Self.conflict)
+            return try Row.fetchAll(db, sql: sql, arguments: args).map(conflict)
         }
     }
 
-    static func conflict(_ r: Row) throws -> ConflictRecord {
+    func conflict(_ r: Row) throws -> ConflictRecord {
         let winnerOrigin: String? = r[10]
         let winnerClock: Int64? = r[11]
+        let storage = try KeyEncoding.decode([UInt8](r[2] as Data))
+        let (key, scope) = standard.table(named: r[1]).map { splitStorageKey($0, storage) } ?? (storage, nil)
         return ConflictRecord(
-            id: r[0], table: r[1], key: try KeyEncoding.decode([UInt8](r[2] as Data)), column: r[3],
+            id: r[0], table: r[1], key: key, scope: scope, column: r[3],
             kind: ConflictKind(rawValue: r[4]) ?? .concurrentEdit,
             status: ConflictStatus(rawValue: r[5]) ?? .overwritten,
             policy: ConflictPolicy(rawValue: r[6]) ?? .lww,
@@ -57,43 +61,49 @@ extension ReplicaStore {
 
     /// Puts a conflict's losing value back as a new local edit (which then syncs like any
     /// other), and marks the conflict `restored`. A row that was deleted is re-inserted
-    /// with every value its delete set aside.
+    /// whole, as it was before the delete that set it aside.
     public func restore(conflict id: Int64) throws {
         let now = clock.nowMillis()
         try write { db, _ in
-            guard let r = try Row.fetchOne(db, sql: "SELECT tbl, pk, col, lost_value, status FROM ferry_conflicts WHERE id = ?", arguments: [id]),
+            guard let r = try Row.fetchOne(db, sql: "SELECT tbl, pk, col, lost_value, status, row_image FROM ferry_conflicts WHERE id = ?", arguments: [id]),
                 let t = standard.table(named: r[0]), (r[4] as String) != ConflictStatus.restored.rawValue
             else { throw StoreError.noSuchConflict(id) }
             let pkData: Data = r[1]
-            let key = try KeyEncoding.decode([UInt8](pkData))
+            let storage = try KeyEncoding.decode([UInt8](pkData))
             let column: String = r[2]
             let value = Value(r[3] as DatabaseValue)
-            let exists = try readValues(db, t, key: key, columns: [t.primaryKeyIndices[0]]) != nil
-            if exists {
-                try db.execute(
-                    sql: "UPDATE \(SchemaSQL.quote(t.name)) SET \(SchemaSQL.quote(column)) = ? WHERE \(whereKey(t))",
-                    arguments: StatementArguments([value.databaseValue] + key.map(\.databaseValue)))
-                try db.execute(
-                    sql: "UPDATE ferry_conflicts SET status = 'restored', settled_at = ? WHERE id = ?",
-                    arguments: [Int64(now), id])
-            } else {
-                // Re-insert the row from every value set aside for it.
-                let siblings = try Row.fetchAll(
-                    db,
-                    sql: "SELECT id, col, lost_value FROM ferry_conflicts WHERE tbl = ? AND pk = ? AND status != 'restored' ORDER BY id",
-                    arguments: [t.name, pkData])
-                var values: [String: Value] = [:]
-                for (i, k) in t.primaryKey.enumerated() { values[k] = key[i] }
-                for s in siblings { values[s[1] as String] = Value(s[2] as DatabaseValue) }
-                let cols = Array(values.keys).sorted()
-                try db.execute(
-                    sql: "INSERT INTO \(SchemaSQL.quote(t.name)) (\(cols.map(SchemaSQL.quote).joined(separator: ", "))) VALUES (\(cols.map { _ in "?" }.joined(separator: ", ")))",
-                    arguments: StatementArguments(cols.map { values[$0]!.databaseValue }))
-                for s in siblings {
+            let exists = try readValues(db, t, storage: storage, columns: []) != nil
+            var settled: [Int64] = [id]
+            do {
+                if exists {
                     try db.execute(
-                        sql: "UPDATE ferry_conflicts SET status = 'restored', settled_at = ? WHERE id = ?",
-                        arguments: [Int64(now), s[0] as Int64])
+                        sql: "UPDATE \(SchemaSQL.quote(t.name)) SET \(SchemaSQL.quote(column)) = ? WHERE \(whereKey(t))",
+                        arguments: StatementArguments([value.databaseValue] + storage.map(\.databaseValue)))
+                } else {
+                    // Re-insert the row as it was: its whole image when the conflict kept one
+                    // (release 2 on), else every value set aside for it over the key.
+                    var values: [String: Value] = [:]
+                    for (i, k) in storageKeyColumns(t).enumerated() { values[k] = storage[i] }
+                    let siblings = try Row.fetchAll(
+                        db,
+                        sql: "SELECT id, col, lost_value FROM ferry_conflicts WHERE tbl = ? AND pk = ? AND status != 'restored' ORDER BY id",
+                        arguments: [t.name, pkData])
+                    if let blob = r[5] as Data?, let image = try? KeyEncoding.decode([UInt8](blob)) {
+                        for (i, v) in image.enumerated() where i < t.columns.count { values[t.columns[i].name] = v }
+                        for (i, k) in storageKeyColumns(t).enumerated() { values[k] = storage[i] }
+                    }
+                    for s in siblings { values[s[1] as String] = Value(s[2] as DatabaseValue) }
+                    settled = siblings.map { $0[0] as Int64 }
+                    let cols = t.columns.map(\.name).filter { values[$0] != nil }
+                    try db.execute(
+                        sql: "INSERT INTO \(SchemaSQL.quote(t.name)) (\(cols.map(SchemaSQL.quote).joined(separator: ", "))) VALUES (\(cols.map { _ in "?" }.joined(separator: ", ")))",
+                        arguments: StatementArguments(cols.map { values[$0]!.databaseValue }))
                 }
+            } catch let e as DatabaseError {
+                throw StoreError.cannotRestore(table: t.name, key: splitStorageKey(t, storage).key, reason: e.message ?? "\(e.resultCode)")
+            }
+            for s in settled {
+                try db.execute(sql: "UPDATE ferry_conflicts SET status = 'restored', settled_at = ? WHERE id = ?", arguments: [Int64(now), s])
             }
         }
     }
@@ -116,7 +126,7 @@ extension ReplicaStore {
     public func syncedContents(of table: String) throws -> [[Value]] {
         guard let t = standard.table(named: table) else { return [] }
         let cols = t.syncedColumnIndices.map { SchemaSQL.quote(t.columns[$0].name) }.joined(separator: ", ")
-        let order = t.primaryKey.map(SchemaSQL.quote).joined(separator: ", ")
+        let order = storageKeyColumns(t).map(SchemaSQL.quote).joined(separator: ", ")
         return try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT \(cols) FROM \(SchemaSQL.quote(t.name)) ORDER BY \(order)").map { r in
                 (0..<r.count).map { Value(r[$0] as DatabaseValue) }
@@ -134,22 +144,40 @@ extension ReplicaStore {
         return h.hex
     }
 
-    /// The version of one cell as this replica stores it (nil if never written).
-    public func cellVersion(table: String, key: [Value], column: String) throws -> CellVersion? {
+    /// The version of one cell as this replica stores it (nil if never written). At a hub a
+    /// unit row is named by its unit (`scope`) and key together; without a scope, the one
+    /// unit that has the key is found (for inspection: tests, the supervisor's tools).
+    public func cellVersion(table: String, key: [Value], scope: String? = nil, column: String) throws -> CellVersion? {
         guard let t = standard.table(named: table), let id = tableIDs[table], let ci = t.columnIndex(named: column) else {
             return nil
         }
-        return try write { db, nodes in
-            try loadMeta(db, table: id, pk: KeyEncoding.encode(key), nodes: nodes)?.cells[ci]?.version
+        return try write { db, tx in
+            let storage = try inspectedStorageKey(db, t, tableID: id, key: key, scope: scope)
+            return try loadMeta(db, table: id, pk: KeyEncoding.encode(storage), nodes: tx.nodes)?.cells[ci]?.version
         }
     }
 
     /// The row's causal length here (0: never seen).
-    public func causalLength(table: String, key: [Value]) throws -> UInt32 {
-        guard let id = tableIDs[table] else { return 0 }
-        return try write { db, nodes in
-            try loadMeta(db, table: id, pk: KeyEncoding.encode(key), nodes: nodes)?.causalLength ?? 0
+    public func causalLength(table: String, key: [Value], scope: String? = nil) throws -> UInt32 {
+        guard let t = standard.table(named: table), let id = tableIDs[table] else { return 0 }
+        return try write { db, tx in
+            let storage = try inspectedStorageKey(db, t, tableID: id, key: key, scope: scope)
+            return try loadMeta(db, table: id, pk: KeyEncoding.encode(storage), nodes: tx.nodes)?.causalLength ?? 0
         }
+    }
+
+    /// The storage key of a row named by its key, finding its unit at a hub when not given.
+    func inspectedStorageKey(_ db: Database, _ t: TableDefinition, tableID: Int, key: [Value], scope: String?) throws -> [Value] {
+        guard scopedKey(t), scope == nil else { return storageKey(t, key: key, scope: scope) }
+        let suffix = KeyEncoding.encode(key)
+        let matches = try Row.fetchAll(db, sql: "SELECT pk FROM ferry_rows WHERE tbl = ?", arguments: [tableID]).compactMap { r -> [UInt8]? in
+            let pk = [UInt8](r[0] as Data)
+            return pk.count > suffix.count && Array(pk.suffix(suffix.count)) == suffix ? pk : nil
+        }
+        guard matches.count == 1, let storage = try? KeyEncoding.decode(matches[0]), splitStorageKey(t, storage).key == key else {
+            return storageKey(t, key: key, scope: scope)
+        }
+        return storage
     }
 
     /// The latest hybrid logical clock reading this replica issued or adopted.

@@ -46,10 +46,13 @@ extension ReplicaStore {
         }
     }
 
-    /// The value `column` of the row `key` holds now; nil when the row does not exist.
-    public func currentValue(table: String, key: [Value], column: String) throws -> Value? {
-        guard let t = standard.table(named: table), let c = t.column(named: column), let ci = t.columns.firstIndex(of: c) else { return nil }
-        return try pool.read { db in try readValues(db, t, key: key, columns: [ci])?.first }
+    /// The value `column` of the row `key` (of unit `scope`, at a hub) holds now; nil when
+    /// the row does not exist.
+    public func currentValue(table: String, key: [Value], scope: String? = nil, column: String) throws -> Value? {
+        guard let t = standard.table(named: table), let id = tableIDs[table], let ci = t.columnIndex(named: column) else { return nil }
+        return try pool.read { db in
+            try readValues(db, t, storage: try inspectedStorageKey(db, t, tableID: id, key: key, scope: scope), columns: [ci])?.first
+        }
     }
 
     /// Settles a conflict with a new value chosen by a supervisor: the value is written as
@@ -61,10 +64,10 @@ extension ReplicaStore {
             guard let r = try Row.fetchOne(db, sql: "SELECT tbl, pk, col, status FROM ferry_conflicts WHERE id = ?", arguments: [id]),
                 let t = standard.table(named: r[0]), ["held", "overwritten"].contains(r[3] as String)
             else { throw StoreError.noSuchConflict(id) }
-            let key = try KeyEncoding.decode([UInt8](r[1] as Data))
+            let storage = try KeyEncoding.decode([UInt8](r[1] as Data))
             try db.execute(
                 sql: "UPDATE \(SchemaSQL.quote(t.name)) SET \(SchemaSQL.quote(r[2] as String)) = ? WHERE \(whereKey(t))",
-                arguments: StatementArguments([value.databaseValue] + key.map(\.databaseValue)))
+                arguments: StatementArguments([value.databaseValue] + storage.map(\.databaseValue)))
             guard db.changesCount > 0 else { throw StoreError.noSuchConflict(id) }
             try db.execute(sql: "UPDATE ferry_conflicts SET status = 'resolved', settled_at = ? WHERE id = ?", arguments: [Int64(now), id])
         }
@@ -75,41 +78,72 @@ extension ReplicaStore {
     /// With a `correction`, the held row is applied as its unit sent it but with the
     /// corrected value, and the correction is then written again as this replica's own edit.
     /// That edit is causally after the unit's version, so it replaces the bad value at the
-    /// unit too. Without one, the row is discarded here (the unit keeps what it has).
+    /// unit too. Without one (discard), the row is deleted here with a delete that knows none
+    /// of the unit's values: the unit removes the row too and keeps its values in its
+    /// conflict log, where the clerk can see them and put them back corrected.
     public func settleQuarantine(_ id: Int64, correction: Value?) throws {
         guard
             let held = try pool.read({ db in
                 try Row.fetchOne(db, sql: "SELECT row, col, scope, status FROM ferry_quarantine WHERE id = ?", arguments: [id])
             }), (held[3] as String) == "held"
         else { throw StoreError.noSuchQuarantine(id) }
+        var cs = try ChangesetCodec.decode([UInt8](held[0] as Data))
+        let column: String = held[1]
+        let scope: String? = held[2]
+        guard let table = cs.tables.first, let t = standard.table(named: table.name), let row = table.rows.first, let tableID = tableIDs[t.name]
+        else { throw StoreError.noSuchQuarantine(id) }
+        let storage = storageKey(t, key: row.key, scope: scope)
+        var correction = correction
+        if correction == nil, let ci = t.columnIndex(named: column),
+            let current = try pool.read({ db in try readValues(db, t, storage: storage, columns: [ci]) })
+        {
+            // The hub holds the row (the held change was an edit of it): discarding the edit
+            // means the hub's value stands, written over the unit's so the unit takes it too.
+            correction = current[0]
+        }
         guard let correction else {
-            try write { db, _ in
-                try db.execute(sql: "UPDATE ferry_quarantine SET status = 'discarded' WHERE id = ? AND status = 'held'", arguments: [id])
+            let now = clock.nowMillis()
+            try write { db, tx in
+                let pk = KeyEncoding.encode(storage)
+                let meta = try loadMeta(db, table: tableID, pk: pk, nodes: tx.nodes)
+                let cl = max(meta?.causalLength ?? 0, row.causalLength)
+                if cl % 2 == 1 {
+                    var counters = try loadCounters(db)
+                    let seq = counters.nextSeq
+                    counters.nextSeq += 1
+                    var tomb = RowMeta(causalLength: cl + 1, seq: seq, scope: scope, cells: [:])
+                    tomb.fingerprint = tomb.computeFingerprint(t, key: row.key, values: nil)
+                    try saveMeta(db, table: tableID, pk: pk, meta: tomb, before: meta, tx: tx)
+                    try saveCounters(db, counters)
+                }
+                try db.execute(sql: "UPDATE ferry_quarantine SET status = 'discarded', received_at = ? WHERE id = ? AND status = 'held'", arguments: [Int64(now), id])
             }
             return
         }
-        var cs = try ChangesetCodec.decode([UInt8](held[0] as Data))
-        let column: String = held[1]
-        guard let table = cs.tables.first, let t = standard.table(named: table.name), let ci = t.columns.firstIndex(where: { $0.name == column }),
-            let row = table.rows.first
-        else { throw StoreError.noSuchQuarantine(id) }
+        guard let ci = t.columnIndex(named: column) else {
+            throw StoreError.rejected(CoreError(.unknownColumn, "the held row's problem is not in one column; discard it instead"))
+        }
         if let problem = t.columns[ci].problem(with: correction) {
             throw StoreError.rejected(CoreError(problem.code, "\(t.name).\(column): \(problem.english)"))
         }
+        guard let bit = t.syncedColumnIndices.firstIndex(of: ci) else { return }
         var fixed = row
         fixed.cells = row.cells.map { $0.column == column ? CellChange(column: column, value: correction, version: $0.version) : $0 }
         cs.tables = [TableChanges(name: t.name, rows: [fixed])]
-        let scope: String? = held[2]
-        try apply(cs, sender: scope.map { SenderScope.unit($0) } ?? .trusted)
-        guard let bit = t.syncedColumnIndices.firstIndex(of: ci), let tableID = tableIDs[t.name] else { return }
+        let report = try apply(cs, sender: scope.map { SenderScope.unit($0) } ?? .trusted, quarantine: true)
+        guard report.quarantined == 0 else {
+            throw StoreError.rejected(CoreError(.notAllowed, "the corrected row still cannot be stored; see the quarantine list for why"))
+        }
         try write { db, _ in
-            if try readValues(db, t, key: row.key, columns: [ci]) != nil {
+            if try readValues(db, t, storage: storage, columns: [ci]) != nil {
                 // The value is already in place, so an UPDATE would not fire the column's
                 // capture trigger; record the capture row that trigger would have written.
                 let keys = (0..<4).map { $0 < row.key.count ? row.key[$0].databaseValue : DatabaseValue.null }
                 try db.execute(
-                    sql: "INSERT INTO ferry_capture (tbl, op, mask, scope, k1, k2, k3, k4) VALUES (?, 2, ?, ?, ?, ?, ?, ?)",
-                    arguments: StatementArguments([tableID.databaseValue, (Int64(1) << Int64(bit)).databaseValue, row.scope.databaseValue] + keys))
+                    sql: "INSERT INTO ferry_capture (tbl, op, mask, scope, at, k1, k2, k3, k4) VALUES (?, 2, ?, ?, ?, ?, ?, ?, ?)",
+                    arguments: StatementArguments(
+                        [tableID.databaseValue, (Int64(1) << Int64(bit)).databaseValue, row.scope.databaseValue, Int64(clock.nowMillis()).databaseValue]
+                            + keys))
             }
             try db.execute(sql: "UPDATE ferry_quarantine SET status = 'corrected' WHERE id = ?", arguments: [id])
         }

@@ -10,26 +10,69 @@ extension ReplicaStore {
     /// of values (a single row larger than that travels alone). `nil` when there is
     /// nothing to send.
     ///
-    /// Each row carries the latest version of every cell that changed since the peer's
-    /// last complete acknowledgement, so ten edits of one cell ship once.
+    /// First come the rows the peer asked for whole (it lacked them, or anti-entropy found
+    /// them different), then — for a unit below a hub — the rows that left its scope, then
+    /// every row changed since the peer's last acknowledgement, each with the latest version
+    /// of every cell that changed since then, so ten edits of one cell ship once.
     public func extract(for peer: Peer, maxBytes: Int = 256 * 1024) throws -> Changeset? {
-        try write { db, nodes in
-            _ = try stamp(db, nodes)
+        try write { db, tx in
+            _ = try stamp(db, tx)
             let cursor = try loadCursor(db, peer.id)
             var tables: [String: [RowChange]] = [:]
             var tableOrder: [String] = []
             var bytes = 0
+            func take(_ t: TableDefinition, _ change: RowChange) {
+                bytes += Self.estimatedSize(change)
+                if tables[t.name] == nil { tableOrder.append(t.name) }
+                tables[t.name, default: []].append(change)
+            }
+            let sequence = cursor.batches + 1
+
+            // Rows the peer asked for whole, until acknowledged.
+            var sentWhole: [(Int, [UInt8])] = []
+            var sentWholeKeys = Set<[UInt8]>()
+            for r in try Row.fetchAll(
+                db, sql: "SELECT tbl, pk, repair FROM ferry_resend WHERE peer = ? ORDER BY tbl, pk LIMIT 2000",
+                arguments: [peer.id.rawValue])
+            {
+                if bytes >= maxBytes { break }
+                let tableID: Int = r[0]
+                let pk = [UInt8](r[1] as Data)
+                guard let t = tablesByID[tableID], let meta = try loadMeta(db, table: tableID, pk: pk, nodes: tx.nodes),
+                    includes(t, scope: meta.scope, for: peer)
+                else {
+                    try db.execute(sql: "DELETE FROM ferry_resend WHERE peer = ? AND tbl = ? AND pk = ?", arguments: [peer.id.rawValue, tableID, Data(pk)])
+                    continue
+                }
+                var flags: RowFlags = [.whole]
+                if (r[2] as Int) & 1 != 0 { flags.insert(.repair) }
+                if let change = try rowChange(db, t, pk, meta, base: 0, for: peer, flags: flags) { take(t, change) }
+                sentWhole.append((tableID, pk))
+                sentWholeKeys.insert(KeyEncoding.encode([.integer(Int64(tableID))]) + pk)
+            }
+            for (tableID, pk) in sentWhole {
+                try db.execute(
+                    sql: "UPDATE ferry_resend SET repair = repair | 2 WHERE peer = ? AND tbl = ? AND pk = ?",
+                    arguments: [peer.id.rawValue, tableID, Data(pk)])
+            }
+            if !sentWhole.isEmpty {
+                // They stay queued until the peer acknowledges a batch at least this recent.
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO ferry_state(key, value) VALUES (?, ?)",
+                    arguments: ["resend_batch:" + peer.id.rawValue, sequence])
+            }
+
             var through = cursor.progress
             var reachedEnd = true
             let rowsStmt: Statement
             switch peer.direction {
             case .downstream(unit: let u?):
                 rowsStmt = try db.cachedStatement(
-                    sql: "SELECT tbl, pk, scope, cl, seq, cells FROM ferry_rows WHERE seq > ? AND (scope = ? OR scope IS NULL) ORDER BY seq")
+                    sql: "SELECT tbl, pk, scope, cl, seq, cells, fp FROM ferry_rows WHERE seq > ? AND (scope = ? OR scope IS NULL) ORDER BY seq")
                 try rowsStmt.setArguments([cursor.progress, u])
             default:
                 rowsStmt = try db.cachedStatement(
-                    sql: "SELECT tbl, pk, scope, cl, seq, cells FROM ferry_rows WHERE seq > ? ORDER BY seq")
+                    sql: "SELECT tbl, pk, scope, cl, seq, cells, fp FROM ferry_rows WHERE seq > ? ORDER BY seq")
                 try rowsStmt.setArguments([cursor.progress])
             }
             let rows = try Row.fetchCursor(rowsStmt)
@@ -44,13 +87,32 @@ extension ReplicaStore {
                 guard let t = tablesByID[tableID], t.isSynced else { continue }
                 if !includes(t, scope: r[2], for: peer) { continue }
                 let pkBytes = [UInt8](r[1] as Data)
+                if !sentWholeKeys.isEmpty, sentWholeKeys.contains(KeyEncoding.encode([.integer(Int64(tableID))]) + pkBytes) { continue }
                 let meta = RowMeta(
                     causalLength: UInt32(r[3] as Int64), seq: seq, scope: r[2],
-                    cells: try RowMeta.decodeCells([UInt8](r[5] as Data), nodes))
+                    cells: try RowMeta.decodeCells([UInt8](r[5] as Data), t, tx.nodes))
                 guard let change = try rowChange(db, t, pkBytes, meta, base: cursor.base, for: peer) else { continue }
-                bytes += Self.estimatedSize(change)
-                if tables[t.name] == nil { tableOrder.append(t.name) }
-                tables[t.name, default: []].append(change)
+                take(t, change)
+            }
+            // Rows that left a unit's scope since its last acknowledgement.
+            if case .downstream(unit: let u?) = peer.direction {
+                let upper = reachedEnd ? Int64.max : through
+                for e in try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT e.tbl, e.pk, e.seq, r.cl, r.scope FROM ferry_exits e LEFT JOIN ferry_rows r ON r.tbl = e.tbl AND r.pk = e.pk
+                        WHERE e.scope IN (?, '*') AND e.seq > ? AND e.seq <= ? ORDER BY e.seq
+                        """,
+                    arguments: [u, cursor.progress, upper])
+                {
+                    let tableID: Int = e[0]
+                    let scope: String? = e[4]
+                    guard let t = tablesByID[tableID], scope != u else { continue }
+                    let storage = try KeyEncoding.decode([UInt8](e[1] as Data))
+                    let cl = UInt32(e[3] as Int64? ?? 1)
+                    take(t, RowChange(key: splitStorageKey(t, storage).key, scope: nil, causalLength: max(cl, 1), cells: [], flags: .leave))
+                    through = max(through, e[2])
+                }
             }
             if tables.isEmpty {
                 // Nothing the peer needs: move its cursor past what was looked at.
@@ -59,7 +121,6 @@ extension ReplicaStore {
                 }
                 return nil
             }
-            let sequence = cursor.batches + 1
             try saveCursor(db, peer.id, base: cursor.base, progress: cursor.progress, batches: sequence)
             return Changeset(
                 origin: identity.node, standardVersion: standard.version,
@@ -79,53 +140,46 @@ extension ReplicaStore {
         }
     }
 
+    /// The columns that travel in a row's header rather than as cells: the key, and a unit
+    /// row's unit.
+    func impliedColumns(_ t: TableDefinition) -> Set<Int> {
+        Set(t.primaryKeyIndices + (t.isUnitWritable ? t.scopeColumn.flatMap(t.columnIndex(named:)).map { [$0] } ?? [] : []))
+    }
+
     func rowChange(
-        _ db: Database, _ t: TableDefinition, _ pk: [UInt8], _ meta: RowMeta, base: Int64, for peer: Peer
+        _ db: Database, _ t: TableDefinition, _ pk: [UInt8], _ meta: RowMeta, base: Int64, for peer: Peer, flags: RowFlags = []
     ) throws -> RowChange? {
-        let key = try KeyEncoding.decode(pk)
+        let storage = try KeyEncoding.decode(pk)
+        let key = splitStorageKey(t, storage).key
+        let whole = flags.contains(.whole)
         if !meta.exists {
             let cells = meta.cells.keys.sorted().map { i in
                 CellChange(column: t.columns[i].name, value: nil, version: meta.cells[i]!.version)
             }
-            return RowChange(key: key, scope: meta.scope, causalLength: meta.causalLength, cells: cells)
+            return RowChange(key: key, scope: meta.scope, causalLength: meta.causalLength, cells: cells, flags: flags)
         }
         var wanted: [Int] = []
-        // Key columns and a unit row's unit travel once, in the row's header (key, scope).
-        let implied = Set(t.primaryKeyIndices + (t.isUnitWritable ? t.scopeColumn.flatMap(t.columnIndex(named:)).map { [$0] } ?? [] : []))
+        let implied = impliedColumns(t)
         for i in meta.cells.keys.sorted() {
             let c = meta.cells[i]!
-            guard c.seq > base, c.version.origin != peer.id, !implied.contains(i) else { continue }
-            let col = t.columns[i]
-            switch (col.classification, peer.direction) {
-            case (.local, _): continue
-            case (.masked, .downstream): continue
-            default: wanted.append(i)
-            }
+            guard !implied.contains(i), t.columns[i].isSynced else { continue }
+            // A row sent whole carries the peer's own versions too: it may have lost them.
+            guard whole || (c.seq > base && c.version.origin.node != peer.id) else { continue }
+            wanted.append(i)
         }
         guard !wanted.isEmpty else { return nil }
-        let values = try readValues(db, t, key: key, columns: wanted)
+        let values = try readValues(db, t, storage: storage, columns: wanted)
         guard let values else {
             throw StoreError.corruptMetadata("table \(t.name) row \(key) is live in sync metadata but missing from the table")
         }
         var cells: [CellChange] = []
         for (n, i) in wanted.enumerated() {
             var v = values[n]
-            if case .masked(let rule) = t.columns[i].classification { v = rule.apply(to: v) }
+            // Masked columns leave the unit masked; below a hub they are already.
+            if case .masked(let rule) = t.columns[i].classification, case .upstream = peer.direction { v = rule.apply(to: v) }
             cells.append(CellChange(column: t.columns[i].name, value: v, version: meta.cells[i]!.version))
         }
-        return RowChange(key: key, scope: meta.scope, causalLength: meta.causalLength, cells: cells)
-    }
-
-    func whereKey(_ t: TableDefinition) -> String {
-        t.primaryKey.map { "\(SchemaSQL.quote($0)) = ?" }.joined(separator: " AND ")
-    }
-
-    func readValues(_ db: Database, _ t: TableDefinition, key: [Value], columns: [Int]) throws -> [Value]? {
-        let cols = columns.map { SchemaSQL.quote(t.columns[$0].name) }.joined(separator: ", ")
-        let stmt = try db.cachedStatement(sql: "SELECT \(cols) FROM \(SchemaSQL.quote(t.name)) WHERE \(whereKey(t))")
-        guard try stmt.firstRow(key) else { return nil }
-        defer { sqlite3_reset(stmt.sqliteStatement) }
-        return (0..<columns.count).map { stmt.columnValue(Int32($0)) }
+        return RowChange(key: key, scope: meta.scope, causalLength: meta.causalLength, cells: cells, flags: flags)
     }
 
     static func estimatedSize(_ r: RowChange) -> Int {
@@ -176,10 +230,27 @@ extension ReplicaStore {
         try write { db, _ in try db.execute(sql: "UPDATE ferry_peers SET base = 0, progress = 0 WHERE peer = ?", arguments: [peer.rawValue]) }
     }
 
+    /// Moves `peer`'s cursor to this replica's latest change: nothing before it is sent
+    /// again (a replacement node restored from a backup, which anti-entropy then brings up
+    /// to date with only the differences).
+    public func skipCursorToLatest(for peer: NodeID) throws {
+        try write { db, _ in
+            let top = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM ferry_rows") ?? 0
+            let c = try loadCursor(db, peer)
+            try saveCursor(db, peer, base: max(c.base, top), progress: max(c.progress, top), batches: c.batches)
+        }
+    }
+
     /// Records that `peer` durably applied the batch at `position`. Acknowledging an old or
     /// repeated batch changes nothing.
     public func acknowledge(_ position: BatchPosition, from peer: NodeID) throws {
         try write { db, _ in
+            // Rows sent whole in this batch (or an earlier one) have arrived.
+            if let sentIn = try Int64.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = ?", arguments: ["resend_batch:" + peer.rawValue]),
+                Int64(position.sequence) >= sentIn
+            {
+                try db.execute(sql: "DELETE FROM ferry_resend WHERE peer = ? AND repair & 2 != 0", arguments: [peer.rawValue])
+            }
             let c = try loadCursor(db, peer)
             let through = Int64(position.through)
             guard through >= c.progress else { return }
@@ -191,12 +262,31 @@ extension ReplicaStore {
         }
     }
 
+    /// Asks for these rows to be sent to `peer` whole in the next batches (the peer lacks
+    /// them, or anti-entropy found them different; `repair` settles equal versions with
+    /// different values).
+    public func sendWhole(_ rows: [RowRef], to peer: NodeID, repair: Bool = false) throws {
+        guard !rows.isEmpty else { return }
+        try write { db, _ in
+            for r in rows {
+                guard let t = standard.table(named: r.table), let id = tableIDs[r.table], r.key.count == t.primaryKey.count else { continue }
+                let pk = KeyEncoding.encode(storageKey(t, key: r.key, scope: r.scope))
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO ferry_resend(peer, tbl, pk, repair) VALUES (?, ?, ?, ?)",
+                    arguments: [peer.rawValue, id, Data(pk), repair ? 1 : 0])
+            }
+        }
+    }
+
     /// How many rows hold changes `peer` has not acknowledged and would be sent (captured
     /// writes not yet stamped count one each).
     public func pendingRows(for peer: Peer) throws -> Int {
-        try write { db, nodes in
+        try pool.read { db in
+            let nodes = NodeTable()
+            try nodes.load(try Row.fetchAll(db, sql: "SELECT idx, id FROM ferry_nodes").map { ($0[0] as Int, $0[1] as String) })
             let c = try loadCursor(db, peer.id)
             let captured = try Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_capture") ?? 0
+            let whole = try Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_resend WHERE peer = ?", arguments: [peer.id.rawValue]) ?? 0
             var rows = 0
             let cursor = try Row.fetchCursor(db, sql: "SELECT tbl, scope, cl, cells FROM ferry_rows WHERE seq > ?", arguments: [c.progress])
             while let r = try cursor.next() {
@@ -205,206 +295,15 @@ extension ReplicaStore {
                     rows += 1
                     continue
                 }
-                let cells = try RowMeta.decodeCells([UInt8](r[3] as Data), nodes)
-                if cells.contains(where: { i, cell in cell.seq > c.base && cell.version.origin != peer.id && t.columns[i].isSynced }) {
+                let cells = try RowMeta.decodeCells([UInt8](r[3] as Data), t, nodes)
+                let implied = impliedColumns(t)
+                if cells.contains(where: { i, cell in
+                    cell.seq > c.base && cell.version.origin.node != peer.id && t.columns[i].isSynced && !implied.contains(i)
+                }) {
                     rows += 1
                 }
             }
-            return rows + captured
+            return rows + captured + whole
         }
-    }
-
-    // MARK: Apply
-
-    /// Validates `changeset` against the standard and `sender`'s scope, then merges it in
-    /// one transaction. A changeset that fails validation, or any error during the merge,
-    /// leaves the database exactly as it was. Applying the same changeset again changes
-    /// nothing.
-    ///
-    /// With `quarantine`, a row whose values fail the standard's checks is set aside in
-    /// `ferry_quarantine` with its reason, and the rest of the batch is applied (the hub does
-    /// this, so one bad value never blocks a unit's later batches).
-    ///
-    /// `source` names the peer the changeset came from. When that peer had acknowledged
-    /// everything this replica held, whatever the apply changes came from it, so its cursor
-    /// moves past the apply: a new node that pulls its unit's 100,000 rows does not push
-    /// them all back on its next sync. (Sending them back would be harmless, only wasteful.)
-    @discardableResult
-    public func apply(_ changeset: Changeset, sender: SenderScope, quarantine: Bool = false, from source: NodeID? = nil) throws -> ApplyReport {
-        var changeset = changeset
-        var rowsByTable: [String: [RowChange]] = [:]
-        for t in changeset.tables { rowsByTable[t.name] = t.rows }
-        let quarantined: [QuarantinedRow]
-        do {
-            quarantined = try changeset.check(against: standard, sender: sender, quarantineValues: quarantine)
-        } catch {
-            throw StoreError.rejected(error)
-        }
-        let held = Dictionary(grouping: quarantined, by: \.table)
-        for (ti, t) in changeset.tables.enumerated() {
-            guard let rows = held[t.name] else { continue }
-            let drop = Set(rows.map(\.rowIndex))
-            changeset.tables[ti].rows = t.rows.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
-        }
-        let now = clock.nowMillis()
-        return try write { db, nodes in
-            for q in quarantined {
-                // The whole row is kept (as a one-row changeset) so it can be re-applied once corrected.
-                let original = Changeset(
-                    origin: changeset.origin, standardVersion: changeset.standardVersion, batch: changeset.batch,
-                    tables: [TableChanges(name: q.table, rows: [rowsByTable[q.table]![q.rowIndex]])])
-                try db.execute(
-                    sql: "INSERT INTO ferry_quarantine (tbl, pk, scope, origin, col, value, reason, received_at, row) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [
-                        q.table, Data(KeyEncoding.encode(q.key)), q.scope, changeset.origin.rawValue, q.column, q.value.databaseValue,
-                        q.reason, Int64(now), Data(ChangesetCodec.encode(original)),
-                    ])
-            }
-            _ = try stamp(db, nodes)
-            // After stamping, so a local write not yet sent makes the cursor stay put.
-            var sourceCursor: Cursor?
-            var seqBefore: Int64 = 0
-            if let source {
-                seqBefore = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM ferry_rows") ?? 0
-                let c = try loadCursor(db, source)
-                if c.base >= seqBefore { sourceCursor = c }
-            }
-            for sql in SchemaSQL.suppressCaptureWhileApplying { try db.execute(sql: sql) }
-            try db.execute(sql: "INSERT INTO ferry_applying(active) VALUES (1)")
-            try db.execute(sql: "INSERT INTO temp.ferry_applying_here(active) VALUES (1)")
-            var counters = try loadCounters(db)
-            var report = ApplyReport()
-            for tc in changeset.tables {
-                let t = standard.table(named: tc.name)!
-                let tableID = tableIDs[t.name]!
-                for row in tc.rows {
-                    report.rows += 1
-                    try applyRow(db, nodes, t, tableID, row, sender: sender, counters: &counters, report: &report, now: now)
-                }
-            }
-            let maxClock = changeset.clockRange.upperBound
-            if maxClock > .zero, case .bounded(let ahead) = counters.clock.observe(maxClock, now: now) {
-                report.boundedClockAheadMillis = ahead
-            }
-            try saveCounters(db, counters)
-            try db.execute(sql: "DELETE FROM ferry_applying")
-            try db.execute(sql: "DELETE FROM temp.ferry_applying_here")
-            if let source, let c = sourceCursor {
-                let after = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM ferry_rows") ?? 0
-                if after > seqBefore { try saveCursor(db, source, base: after, progress: after, batches: c.batches) }
-            }
-            report.quarantined = quarantined.count
-            return report
-        }
-    }
-
-    func applyRow(
-        _ db: Database, _ nodes: NodeTable, _ t: TableDefinition, _ tableID: Int, _ row: RowChange,
-        sender: SenderScope, counters: inout Counters, report: inout ApplyReport, now: UInt64
-    ) throws {
-        let pk = KeyEncoding.encode(row.key)
-        let meta = try loadMeta(db, table: tableID, pk: pk, nodes: nodes)
-        if case .unit = sender, let m = meta, m.scope != row.scope {
-            throw StoreError.rejected(
-                CoreError(.outOfScope, "table '\(t.name)', row (\(row.key.map(\.description).joined(separator: ", "))) belongs to unit '\(m.scope ?? "none")'"))
-        }
-        let plan = RowMerge.plan(local: meta?.localRow(t), incoming: row, policy: t.policy)
-        guard plan.changesState || !plan.lostIncoming.isEmpty || !plan.lostLocal.isEmpty else { return }
-
-        // Keep every losing value before anything is overwritten.
-        if !plan.lostLocal.isEmpty {
-            let idx = plan.lostLocal.map { t.columnIndex(named: $0.column)! }
-            let values = try readValues(db, t, key: row.key, columns: idx)
-            for (n, lost) in plan.lostLocal.enumerated() {
-                guard let values else { break }
-                let incomingValue = row.cells.first { $0.column == lost.column }?.value
-                if incomingValue == values[n] { continue }  // same value: nothing was lost
-                report.conflictsLogged += try logConflict(
-                    db, t, pk, column: lost.column, kind: lost.kind, value: values[n], lost: lost.version,
-                    winner: lost.winner, now: now)
-            }
-        }
-        for lost in plan.lostIncoming {
-            guard let value = lost.cell.value else { continue }
-            if lost.kind == .concurrentEdit, let current = try readValues(db, t, key: row.key, columns: [t.columnIndex(named: lost.cell.column)!]),
-                current[0] == value
-            {
-                continue
-            }
-            report.conflictsLogged += try logConflict(
-                db, t, pk, column: lost.cell.column, kind: lost.kind, value: value, lost: lost.cell.version,
-                winner: lost.winner, now: now)
-        }
-        guard plan.changesState else { return }
-
-        let quotedTable = SchemaSQL.quote(t.name)
-        switch plan.action {
-        case .none: break
-        case .delete:
-            try db.cachedStatement(sql: "DELETE FROM \(quotedTable) WHERE \(whereKey(t))").run(row.key)
-            report.rowsDeleted += 1
-        case .insert:
-            var columns = t.primaryKey
-            var values = row.key
-            if let s = t.scopeColumn, !columns.contains(s), !plan.adopt.contains(where: { $0.column == s }), let scope = row.scope {
-                columns.append(s)
-                values.append(.text(scope))
-            }
-            for c in plan.adopt where !columns.contains(c.column) {
-                columns.append(c.column)
-                values.append(c.value ?? .null)
-            }
-            for c in t.columns where !c.nullable && c.defaultValue == nil && !columns.contains(c.name) {
-                throw StoreError.incompleteRow(
-                    "table '\(t.name)', row (\(row.key.map(\.description).joined(separator: ", "))) arrived without column '\(c.name)', which is required")
-            }
-            let sql = "INSERT INTO \(quotedTable) (\(columns.map(SchemaSQL.quote).joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
-            try db.cachedStatement(sql: sql).run(values)
-            report.rowsInserted += 1
-            report.cellsAdopted += plan.adopt.count
-        case .update, .replace:
-            let adopt = plan.adopt.filter { !t.primaryKey.contains($0.column) }
-            if !adopt.isEmpty {
-                let sets = adopt.map { "\(SchemaSQL.quote($0.column)) = ?" }.joined(separator: ", ")
-                try db.cachedStatement(sql: "UPDATE \(quotedTable) SET \(sets) WHERE \(whereKey(t))")
-                    .run(adopt.map { $0.value ?? .null } + row.key)
-            }
-            report.cellsAdopted += plan.adopt.count
-        }
-
-        // New metadata: adopted cells take a fresh local sequence so they travel on.
-        let seq = counters.nextSeq
-        counters.nextSeq += 1
-        var cells: [Int: RowMeta.StoredCell] = [:]
-        let adopted = Set(plan.adopt.map(\.column))
-        for (column, version) in plan.versions {
-            guard let i = t.columnIndex(named: column) else { continue }
-            let old = meta?.cells[i]
-            let changed = adopted.contains(column) || old?.version != version
-            cells[i] = RowMeta.StoredCell(version: version, seq: changed ? seq : (old?.seq ?? seq))
-        }
-        try saveMeta(
-            db, table: tableID, pk: pk,
-            meta: RowMeta(causalLength: plan.causalLength, seq: seq, scope: row.scope ?? meta?.scope, cells: cells),
-            nodes: nodes)
-    }
-
-    func logConflict(
-        _ db: Database, _ t: TableDefinition, _ pk: [UInt8], column: String, kind: ConflictKind, value: Value,
-        lost: CellVersion, winner: CellVersion?, now: UInt64
-    ) throws -> Int {
-        let status: ConflictStatus = (t.policy == .review || t.policy == .appendOnly) && kind == .concurrentEdit ? .held : .overwritten
-        try db.execute(
-            sql: """
-                INSERT OR IGNORE INTO ferry_conflicts
-                  (tbl, pk, col, kind, status, policy, lost_value, lost_origin, lost_clock, winner_origin, winner_clock, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                t.name, Data(pk), column, kind.rawValue, status.rawValue, t.policy.rawValue, value.databaseValue,
-                lost.origin.rawValue, Int64(bitPattern: lost.clock.rawValue), winner?.origin.rawValue,
-                winner.map { Int64(bitPattern: $0.clock.rawValue) }, Int64(now),
-            ])
-        return db.changesCount
     }
 }

@@ -2,6 +2,7 @@ import FerryCore
 import Foundation
 import GRDB
 import GRDBSQLite
+import Synchronization
 
 /// Whether a replica is a unit's node or a supervisor's hub.
 public enum ReplicaRole: Sendable, Hashable {
@@ -32,8 +33,8 @@ public struct Peer: Sendable, Hashable {
         /// Our supervisor: masked columns go masked, local ones never.
         case upstream
         /// A node below us. `unit`: only that unit's rows and the reference data meant for
-        /// it; `nil`: every row (a peer of the same unit, or tests). Masked and local
-        /// columns are never sent down (the unit holds the real values).
+        /// it; `nil`: every row (a peer of the same unit, or tests). Local columns never go
+        /// down; masked ones go down masked, to the unit's other nodes.
         case downstream(unit: String?)
     }
     public var id: NodeID
@@ -44,6 +45,35 @@ public struct Peer: Sendable, Hashable {
     }
 }
 
+/// A row this replica could not apply, and why: what the sender is told.
+public struct HeldRow: Sendable, Equatable, Hashable {
+    public enum Kind: String, Sendable {
+        /// A value fails the standard's checks.
+        case value
+        /// The row arrived without a column it needs, because this replica never held it;
+        /// the sender is asked to send it whole.
+        case incomplete
+        /// The row names a record the sender may not refer to (a directive not addressed to it).
+        case reference
+        /// Storing the row failed for another reason (a counter at its limit, a constraint).
+        case unstorable
+    }
+    public var table: String
+    public var key: [Value]
+    public var column: String?
+    public var kind: Kind
+    public var reason: String
+    public var reasonZh: String
+    public init(table: String, key: [Value], column: String?, kind: Kind, reason: String, reasonZh: String) {
+        self.table = table
+        self.key = key
+        self.column = column
+        self.kind = kind
+        self.reason = reason
+        self.reasonZh = reasonZh
+    }
+}
+
 /// What one apply did.
 public struct ApplyReport: Sendable, Equatable {
     public var rows = 0
@@ -51,8 +81,17 @@ public struct ApplyReport: Sendable, Equatable {
     public var rowsInserted = 0
     public var rowsDeleted = 0
     public var conflictsLogged = 0
-    /// Rows set aside because a value failed the standard's checks.
+    /// Rows set aside (quarantined): a value failed the standard's checks, the row arrived
+    /// incomplete, or it could not be stored.
     public var quarantined = 0
+    /// Rows the sender should send again whole: this replica lacks them (see `HeldRow.Kind.incomplete`).
+    public var resendWhole: [RowRef] = []
+    /// Incoming cells whose version the sender may not author, set aside unused.
+    public var refusedVersions = 0
+    /// Cells whose value anti-entropy repaired.
+    public var repairedCells = 0
+    /// Rows removed because they left this replica's scope.
+    public var rowsLeft = 0
     /// Set when a remote clock was too far ahead to adopt: by how much it led local time.
     public var boundedClockAheadMillis: UInt64?
 }
@@ -62,6 +101,9 @@ public struct ApplyReport: Sendable, Equatable {
 /// Opening a database creates the standard's tables and installs capture triggers, so
 /// writes by any process are recorded. Call `stampPendingChanges()` (extraction and apply
 /// do it themselves) to give captured writes their clock and version.
+///
+/// At a hub a unit-owned row is stored under its unit and its key together: two units may
+/// use the same key, and no unit can occupy or probe another unit's keys.
 ///
 /// All methods are safe to call from any thread; writes are serialized by SQLite's single
 /// writer (GRDB's writer queue in-process, the file lock across processes).
@@ -74,7 +116,14 @@ public final class ReplicaStore: Sendable {
     let maxForwardDriftMillis: UInt64
     let tableIDs: [String: Int]
     let tablesByID: [Int: TableDefinition]
-    private let nodes: NodeCache
+    let nodes: NodeCache
+    /// Who this replica's new versions name as their origin: the node, or its incarnation
+    /// after a restore was found (see `beginIncarnation`).
+    let writerLock: Mutex<NodeID>
+    public var writer: NodeID { writerLock.withLock { $0 } }
+
+    /// The metadata layout this build writes (release 1 wrote 1).
+    static let format = 3
 
     public init(
         path: String, standard: Standard, identity: ReplicaIdentity, clock: any WallClock,
@@ -99,10 +148,15 @@ public final class ReplicaStore: Sendable {
         var byID: [Int: TableDefinition] = [:]
         nodes = NodeCache()
         try Self.migrator.migrate(pool)
+        let role = identity.role
         try pool.write { db in
             try Self.checkIdentity(db, identity: identity, standard: standard)
+            // Triggers first: a table another table's trigger names cannot be rebuilt while
+            // that trigger exists (SQLite checks every trigger when a table is renamed).
+            let installed = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ferry\\_%' ESCAPE '\\'")
+            for trig in installed { try db.execute(sql: "DROP TRIGGER \(SchemaSQL.quote(trig))") }
             for t in standard.tables {
-                try Self.createOrMigrate(db, t)
+                try Self.createOrMigrate(db, t, role: role)
                 try db.execute(sql: "INSERT OR IGNORE INTO ferry_tables(name) VALUES (?)", arguments: [t.name])
             }
             for row in try Row.fetchAll(db, sql: "SELECT id, name FROM ferry_tables") {
@@ -113,16 +167,27 @@ public final class ReplicaStore: Sendable {
                     byID[id] = t
                 }
             }
-            let installed = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ferry\\_%' ESCAPE '\\'")
-            for trig in installed { try db.execute(sql: "DROP TRIGGER \(SchemaSQL.quote(trig))") }
             for t in standard.tables {
-                for sql in SchemaSQL.triggers(t, tableID: ids[t.name]!, role: identity.role) {
+                for sql in SchemaSQL.triggers(t, tableID: ids[t.name]!, role: role, standard: standard) {
                     try db.execute(sql: sql)
                 }
+            }
+            if case .hub = role {
+                // Anti-entropy reads one unit's rows of one table at a time.
+                try db.execute(sql: "CREATE INDEX IF NOT EXISTS ferry_rows_by_scope_tbl ON ferry_rows (scope, tbl)")
             }
         }
         tableIDs = ids
         tablesByID = byID
+        writerLock = Mutex(identity.node)
+        try upgradeFormatIfNeeded()
+        let incarnation = try pool.read { db in try Int.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'incarnation_n'") } ?? 0
+        writerLock.withLock { $0 = identity.node.incarnation(incarnation) }
+        // The epoch beside the database is newer than the one inside it: the file was put back
+        // from an older copy while Ferry was not looking. Write as a new incarnation at once.
+        if let beside = Self.readEpochFile(path), beside > (try epoch()) {
+            try beginIncarnation()
+        }
     }
 
     static var migrator: DatabaseMigrator {
@@ -167,6 +232,34 @@ public final class ReplicaStore: Sendable {
                         status TEXT NOT NULL DEFAULT 'held', row BLOB NOT NULL) STRICT;
                     """)
         }
+        // Release 2: write-time capture clocks, row fingerprints and their digests (anti-
+        // entropy), rows to send whole, rows that left a unit's scope, rows the hub holds
+        // back, whole-row images of deleted values, and the kind of a quarantined row. The
+        // row metadata itself is re-encoded by `upgradeFormatIfNeeded` (it needs the standard).
+        m.registerMigration("v3-anti-entropy") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE ferry_capture ADD COLUMN at INTEGER;
+                    ALTER TABLE ferry_rows ADD COLUMN fp INTEGER NOT NULL DEFAULT 0;
+                    CREATE TABLE ferry_digest (
+                        scope TEXT NOT NULL, tbl INTEGER NOT NULL, sum INTEGER NOT NULL, n INTEGER NOT NULL,
+                        PRIMARY KEY (scope, tbl)) STRICT, WITHOUT ROWID;
+                    CREATE TABLE ferry_resend (
+                        peer TEXT NOT NULL, tbl INTEGER NOT NULL, pk BLOB NOT NULL, repair INTEGER NOT NULL DEFAULT 0,
+                        PRIMARY KEY (peer, tbl, pk)) STRICT, WITHOUT ROWID;
+                    CREATE TABLE ferry_exits (
+                        scope TEXT NOT NULL, tbl INTEGER NOT NULL, pk BLOB NOT NULL, seq INTEGER NOT NULL,
+                        PRIMARY KEY (scope, tbl, pk)) STRICT, WITHOUT ROWID;
+                    CREATE INDEX ferry_exits_by_seq ON ferry_exits (scope, seq);
+                    CREATE TABLE ferry_held (
+                        tbl TEXT NOT NULL, pk BLOB NOT NULL, col TEXT, kind TEXT NOT NULL, reason TEXT NOT NULL,
+                        reason_zh TEXT NOT NULL, PRIMARY KEY (tbl, pk)) STRICT, WITHOUT ROWID;
+                    ALTER TABLE ferry_quarantine ADD COLUMN kind TEXT NOT NULL DEFAULT 'value';
+                    ALTER TABLE ferry_quarantine ADD COLUMN reason_zh TEXT;
+                    ALTER TABLE ferry_conflicts ADD COLUMN row_image BLOB;
+                    CREATE INDEX ferry_quarantine_open ON ferry_quarantine (status, scope);
+                    """)
+        }
         return m
     }
 
@@ -174,9 +267,10 @@ public final class ReplicaStore: Sendable {
     ///
     /// Columns are only ever appended within a major version, so the table is rebuilt with
     /// the new definition (new columns, widened checks) and its rows copied across, in the
-    /// open transaction: a failure leaves the old table as it was.
-    static func createOrMigrate(_ db: Database, _ t: TableDefinition) throws {
-        let wanted = SchemaSQL.createTable(t)
+    /// open transaction: a failure leaves the old table as it was. The caller has dropped
+    /// Ferry's triggers first.
+    static func createOrMigrate(_ db: Database, _ t: TableDefinition, role: ReplicaRole) throws {
+        let wanted = SchemaSQL.createTable(t, scopedKey: Self.scopedKey(t, role))
         let stored = try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", arguments: [t.name])
         guard let stored else {
             try db.execute(sql: wanted)
@@ -191,10 +285,36 @@ public final class ReplicaStore: Sendable {
         do {
             try db.execute(sql: "INSERT INTO \(SchemaSQL.quote(temp)) (\(common)) SELECT \(common) FROM \(SchemaSQL.quote(t.name))")
         } catch {
-            throw StoreError.identityMismatch("table \(t.name) cannot be migrated to the new standard: \(error); the rows that fail its checks must be corrected first")
+            throw StoreError.identityMismatch(
+                "table \(t.name) cannot be migrated to the new standard (\((error as? DatabaseError)?.message ?? "\(error)")); the rows that fail its checks must be corrected first")
         }
+        // Indexes on the old table (the hub's report indexes) go with it; their owners recreate them.
         try db.execute(sql: "DROP TABLE \(SchemaSQL.quote(t.name))")
         try db.execute(sql: "ALTER TABLE \(SchemaSQL.quote(temp)) RENAME TO \(SchemaSQL.quote(t.name))")
+    }
+
+    /// Whether `t`'s rows are stored under their unit and key together: unit tables at a hub.
+    static func scopedKey(_ t: TableDefinition, _ role: ReplicaRole) -> Bool {
+        if case .hub = role, t.isUnitWritable { return true }
+        return false
+    }
+
+    func scopedKey(_ t: TableDefinition) -> Bool { Self.scopedKey(t, identity.role) }
+
+    /// The columns that identify a stored row: the key, and at a hub a unit row's unit first.
+    func storageKeyColumns(_ t: TableDefinition) -> [String] {
+        scopedKey(t) ? [t.scopeColumn!] + t.primaryKey : t.primaryKey
+    }
+
+    /// The values naming a stored row (see `storageKeyColumns`).
+    func storageKey(_ t: TableDefinition, key: [Value], scope: String?) -> [Value] {
+        scopedKey(t) ? [scope.map(Value.text) ?? .null] + key : key
+    }
+
+    /// The standard's key and the unit of a stored row's storage key.
+    func splitStorageKey(_ t: TableDefinition, _ storage: [Value]) -> (key: [Value], scope: String?) {
+        guard scopedKey(t), let first = storage.first else { return (storage, nil) }
+        return (Array(storage.dropFirst()), first.textValue)
     }
 
     static func checkIdentity(_ db: Database, identity: ReplicaIdentity, standard: Standard) throws {
@@ -204,11 +324,7 @@ public final class ReplicaStore: Sendable {
             throw StoreError.identityMismatch(
                 "this database already follows standard \(stored), newer than \(standard.version); open it with the newer standard (a database is never downgraded)")
         }
-        let roleText: String
-        switch identity.role {
-        case .hub: roleText = "hub"
-        case .unit(let u): roleText = "unit:" + u
-        }
+        let roleText = Self.roleText(identity.role)
         let stored = try String.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'node'")
         let storedRole = try String.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'role'")
         if let stored, stored != identity.node.rawValue || storedRole != roleText {
@@ -218,6 +334,65 @@ public final class ReplicaStore: Sendable {
         try db.execute(
             sql: "INSERT OR REPLACE INTO ferry_state(key, value) VALUES ('node', ?), ('role', ?), ('standard', ?)",
             arguments: [identity.node.rawValue, roleText, standard.version.description])
+        if try Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_state WHERE key = 'incarnation'") == 0 {
+            // A database made by this build starts in the current format; one from release 1
+            // (which has rows but no format key) is converted by `upgradeFormatIfNeeded`.
+            let fresh = try Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_rows") == 0
+                && Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_capture") == 0
+            if fresh, try Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_state WHERE key = 'format'") == 0 {
+                try db.execute(sql: "INSERT INTO ferry_state(key, value) VALUES ('format', ?)", arguments: [Self.format])
+            }
+            try db.execute(
+                sql: "INSERT INTO ferry_state(key, value) VALUES ('incarnation', ?)",
+                arguments: [Int64.random(in: 1...Int64.max)])
+        }
+    }
+
+    static func roleText(_ role: ReplicaRole) -> String {
+        switch role {
+        case .hub: return "hub"
+        case .unit(let u): return "unit:" + u
+        }
+    }
+
+    // MARK: Epochs and incarnations
+
+    /// The replica epoch its hub last gave it (0 before the first exchange).
+    public func epoch() throws -> UInt64 {
+        try pool.read { db in
+            UInt64(bitPattern: try Int64.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'app.epoch'") ?? 0)
+        }
+    }
+
+    /// Stores the epoch the hub gave, in the database and in a small file beside it
+    /// (`unit.db-epoch`): a database restored from an older copy then shows an older epoch
+    /// than the file when it is next opened.
+    public func recordEpoch(_ e: UInt64) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO ferry_state(key, value) VALUES ('app.epoch', ?)", arguments: [Int64(bitPattern: e)])
+        }
+        guard path != ":memory:" else { return }
+        let file = path + "-epoch"
+        try? String(e).write(toFile: file + ".tmp", atomically: false, encoding: .utf8)
+        _ = rename(file + ".tmp", file)
+    }
+
+    static func readEpochFile(_ path: String) -> UInt64? {
+        guard path != ":memory:" else { return nil }
+        return (try? String(contentsOfFile: path + "-epoch", encoding: .utf8)).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// From now on this replica writes as a new incarnation of itself (`u1-n1.2`): its
+    /// database went back in time (restored from a copy), so the versions it made after that
+    /// copy may be out there, and its new writes must not be ordered as if they came after
+    /// them. Their values stay; a later conflict between them is settled and logged as one.
+    public func beginIncarnation() throws {
+        let next = try pool.write { db -> Int in
+            let n = (try Int.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'incarnation_n'") ?? 0) + 1
+            try db.execute(sql: "INSERT OR REPLACE INTO ferry_state(key, value) VALUES ('incarnation_n', ?)", arguments: [n])
+            return n
+        }
+        writerLock.withLock { $0 = identity.node.incarnation(next) }
     }
 
     /// Closes the database; the store is unusable afterwards.
@@ -247,20 +422,41 @@ public final class ReplicaStore: Sendable {
             arguments: [Int64(bitPattern: c.clock.latest.rawValue), c.nextSeq])
     }
 
-    /// Runs `body` in one write transaction with the node table loaded and flushed.
-    func write<T>(_ body: (Database, NodeTable) throws -> T) throws -> T {
+    /// This replica's clock offset to its hub, ms (hub minus ours; 0 at a hub or before contact).
+    func clockOffset(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'clock_offset'") ?? 0
+    }
+
+    /// Wall time corrected by the known offset to the hub: what clocks are taken from.
+    func correctedNow(_ db: Database) throws -> UInt64 {
+        UInt64(max(0, Int64(clock.nowMillis()) + (try clockOffset(db))))
+    }
+
+    /// Records the replica's clock offset to its hub (hub minus ours, ms), observed on each
+    /// contact. Captured writes are stamped with their write time plus this offset, so a
+    /// unit whose clock is hours off still orders its edits by when they really happened.
+    public func setClockOffset(_ millis: Int64) throws {
         try pool.write { db in
-            let table = try nodes.table(db)
+            try db.execute(sql: "INSERT OR REPLACE INTO ferry_state(key, value) VALUES ('clock_offset', ?)", arguments: [millis])
+        }
+    }
+
+    /// Runs `body` in one write transaction with the node table loaded and the digest
+    /// changes flushed at the end.
+    func write<T>(_ body: (Database, Transaction) throws -> T) throws -> T {
+        try pool.write { db in
+            let tx = Transaction(nodes: try nodes.table(db))
             do {
-                let result = try body(db, table)
-                let added = table.takePending()
+                let result = try body(db, tx)
+                let added = tx.nodes.takePending()
                 for (i, id) in added {
                     try db.execute(sql: "INSERT INTO ferry_nodes(idx, id) VALUES (?, ?)", arguments: [i, id.rawValue])
                 }
                 nodes.noteFlushed(added.count)
+                try tx.flushDigests(db)
                 return result
             } catch {
-                table.discardPending()
+                tx.nodes.discardPending()
                 throw error
             }
         }
@@ -269,125 +465,121 @@ public final class ReplicaStore: Sendable {
     // MARK: Row metadata
 
     func loadMeta(_ db: Database, table: Int, pk: [UInt8], nodes: NodeTable) throws -> RowMeta? {
-        let stmt = try db.cachedStatement(sql: "SELECT cl, seq, scope, cells FROM ferry_rows WHERE tbl = ? AND pk = ?")
+        guard let t = tablesByID[table] else { return nil }
+        let stmt = try db.cachedStatement(sql: "SELECT cl, seq, scope, cells, fp FROM ferry_rows WHERE tbl = ? AND pk = ?")
         guard try stmt.firstRow([.integer(Int64(table))], blobs: [(2, pk)]) else { return nil }
         defer { sqlite3_reset(stmt.sqliteStatement) }
         guard case .integer(let cl) = stmt.columnValue(0), case .integer(let seq) = stmt.columnValue(1) else {
             throw StoreError.corruptMetadata("ferry_rows row without causal length or sequence")
         }
+        guard (0...Int64(UInt32.max)).contains(cl) else { throw StoreError.corruptMetadata("causal length \(cl) out of range") }
+        var fp: UInt64 = 0
+        if case .integer(let f) = stmt.columnValue(4) { fp = UInt64(bitPattern: f) }
         return RowMeta(
             causalLength: UInt32(cl), seq: seq, scope: stmt.columnValue(2).textValue,
-            cells: try RowMeta.decodeCells(stmt.columnBytes(3), nodes))
+            cells: try RowMeta.decodeCells(stmt.columnBytes(3), t, nodes), fingerprint: fp)
     }
 
-    func saveMeta(_ db: Database, table: Int, pk: [UInt8], meta: RowMeta, nodes: NodeTable) throws {
+    /// Stores a row's metadata with its new fingerprint, and moves the fingerprint from
+    /// `before` to the new one in the digests.
+    func saveMeta(_ db: Database, table: Int, pk: [UInt8], meta: RowMeta, before: RowMeta?, tx: Transaction) throws {
+        let t = tablesByID[table]!
         let stmt = try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO ferry_rows(tbl, pk, scope, cl, seq, cells) VALUES (?, ?, ?, ?, ?, ?)")
+            sql: "INSERT OR REPLACE INTO ferry_rows(tbl, pk, scope, cl, seq, cells, fp) VALUES (?, ?, ?, ?, ?, ?, ?)")
         sqlite3_reset(stmt.sqliteStatement)
         try stmt.bind([.integer(Int64(table))])
         try stmt.bindBlob(pk, at: 2)
-        try stmt.bind([meta.scope.map(Value.text) ?? .null, .integer(Int64(meta.causalLength)), .integer(meta.seq)], from: 3)
-        try stmt.bindBlob(meta.encodeCells(nodes), at: 6)
+        try stmt.bind(
+            [meta.scope.map(Value.text) ?? .null, .integer(Int64(meta.causalLength)), .integer(meta.seq)], from: 3)
+        try stmt.bindBlob(meta.encodeCells(t, tx.nodes), at: 6)
+        try stmt.bind([.integer(Int64(bitPattern: meta.fingerprint))], from: 7)
         let rc = sqlite3_step(stmt.sqliteStatement)
         sqlite3_reset(stmt.sqliteStatement)
         guard rc == SQLITE_DONE else { throw stmt.failure(rc) }
+        if let b = before, b.fingerprint != 0 { tx.digest(scope: b.scope, table: table).remove(b.fingerprint) }
+        tx.digest(scope: meta.scope, table: table).add(meta.fingerprint)
     }
 
-    // MARK: Stamping captured writes
-
-    /// Gives every captured local write its clock, version and change sequence. Returns
-    /// the number of captured writes processed. Extraction and apply call it first.
-    @discardableResult
-    public func stampPendingChanges() throws -> Int {
-        try write { db, nodes in try stamp(db, nodes) }
+    /// Forgets a row entirely (it left this replica's scope): data, metadata and digest.
+    func forgetRow(_ db: Database, _ t: TableDefinition, table: Int, pk: [UInt8], storage: [Value], meta: RowMeta?, tx: Transaction) throws {
+        try db.cachedStatement(sql: "DELETE FROM \(SchemaSQL.quote(t.name)) WHERE \(whereKey(t))").run(storage)
+        let stmt = try db.cachedStatement(sql: "DELETE FROM ferry_rows WHERE tbl = ? AND pk = ?")
+        sqlite3_reset(stmt.sqliteStatement)
+        try stmt.bind([.integer(Int64(table))])
+        try stmt.bindBlob(pk, at: 2)
+        let rc = sqlite3_step(stmt.sqliteStatement)
+        sqlite3_reset(stmt.sqliteStatement)
+        guard rc == SQLITE_DONE else { throw stmt.failure(rc) }
+        if let m = meta, m.fingerprint != 0 { tx.digest(scope: m.scope, table: table).remove(m.fingerprint) }
     }
 
-    /// Stamps captured writes in chunks, so a unit back from months offline stamps in
-    /// bounded memory.
-    func stamp(_ db: Database, _ nodes: NodeTable) throws -> Int {
-        var total = 0
-        while true {
-            let n = try stampChunk(db, nodes, limit: 2000)
-            total += n
-            if n < 2000 { return total }
+    /// Recomputes a row's fingerprint from its current data (a deleted row: from its metadata).
+    ///
+    /// With `dataMayBeAhead` (stamping a chunk of captures while later ones wait), a live row
+    /// whose data is already gone gets a placeholder: the delete captured after it fixes it.
+    func fingerprint(_ db: Database, _ t: TableDefinition, storage: [Value], meta: RowMeta, dataMayBeAhead: Bool = false) throws -> UInt64 {
+        let key = splitStorageKey(t, storage).key
+        guard meta.exists else { return meta.computeFingerprint(t, key: key, values: nil) }
+        let columns = t.syncedColumnIndices
+        guard let values = try readValues(db, t, storage: storage, columns: columns) else {
+            if dataMayBeAhead { return SipHasher.hash(KeyEncoding.encode(storage)) | 1 }
+            throw StoreError.corruptMetadata("table \(t.name) row \(key) is live in sync metadata but missing from the table")
         }
+        var byIndex: [Int: Value] = [:]
+        for (n, i) in columns.enumerated() { byIndex[i] = values[n] }
+        return meta.computeFingerprint(t, key: key, values: byIndex)
     }
 
-    func stampChunk(_ db: Database, _ nodes: NodeTable, limit: Int) throws -> Int {
-        let captured = try Row.fetchAll(
-            db, sql: "SELECT seq, tbl, op, mask, scope, k1, k2, k3, k4 FROM ferry_capture ORDER BY seq LIMIT ?", arguments: [limit])
-        guard !captured.isEmpty else { return 0 }
-        var counters = try loadCounters(db)
-        // A captured write is stamped with the injected clock when Ferry stamps it, not
-        // when the trigger ran: triggers cannot call the node's clock (the sqlite3 shell has
-        // none), and the node stamps within its change-detection debounce while it runs.
-        let now = clock.nowMillis()
-        let me = identity.node
-        let authority = identity.role.authority
-        struct Key: Hashable {
-            var table: Int
-            var pk: [UInt8]
+    func whereKey(_ t: TableDefinition) -> String {
+        storageKeyColumns(t).map { "\(SchemaSQL.quote($0)) = ?" }.joined(separator: " AND ")
+    }
+
+    func readValues(_ db: Database, _ t: TableDefinition, storage: [Value], columns: [Int]) throws -> [Value]? {
+        let cols = columns.isEmpty ? "1" : columns.map { SchemaSQL.quote(t.columns[$0].name) }.joined(separator: ", ")
+        let stmt = try db.cachedStatement(sql: "SELECT \(cols) FROM \(SchemaSQL.quote(t.name)) WHERE \(whereKey(t))")
+        guard try stmt.firstRow(storage) else { return nil }
+        defer { sqlite3_reset(stmt.sqliteStatement) }
+        return columns.isEmpty ? [] : (0..<columns.count).map { stmt.columnValue(Int32($0)) }
+    }
+}
+
+/// One write transaction's working state: the node table, and the changes to the digests
+/// (summed in memory, written once at the end).
+final class Transaction {
+    let nodes: NodeTable
+    private var digests: [DigestKey: DigestSum] = [:]
+
+    struct DigestKey: Hashable {
+        var scope: String
+        var table: Int
+    }
+
+    init(nodes: NodeTable) { self.nodes = nodes }
+
+    /// The pending change to the digest of (`scope`, `table`); mutate it in place.
+    func digest(scope: String?, table: Int) -> DigestDelta { DigestDelta(tx: self, key: DigestKey(scope: scope ?? "", table: table)) }
+
+    struct DigestDelta {
+        let tx: Transaction
+        let key: DigestKey
+        func add(_ fp: UInt64) { tx.digests[key, default: DigestSum()].add(fp) }
+        func remove(_ fp: UInt64) { tx.digests[key, default: DigestSum()].remove(fp) }
+    }
+
+    func flushDigests(_ db: Database) throws {
+        guard !digests.isEmpty else { return }
+        for (k, d) in digests where !d.isEmpty {
+            // The sum is kept mod 2^64 in a signed column; SQLite's + would turn an
+            // overflowing sum into a real, so the sum is added in Swift.
+            let current = try Row.fetchOne(db, sql: "SELECT sum, n FROM ferry_digest WHERE scope = ? AND tbl = ?", arguments: [k.scope, k.table])
+            var total = DigestSum()
+            if let c = current { total = DigestSum(sum: UInt64(bitPattern: c[0] as Int64), count: c[1]) }
+            total.add(d)
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO ferry_digest(scope, tbl, sum, n) VALUES (?, ?, ?, ?)",
+                arguments: [k.scope, k.table, Int64(bitPattern: total.sum), total.count])
         }
-        var metas: [Key: RowMeta?] = [:]
-        var order: [Key] = []
-        for c in captured {
-            let tableID: Int = c[1]
-            guard let t = tablesByID[tableID] else { continue }
-            let op = SchemaSQL.Op(rawValue: c[2]) ?? .update
-            let mask: Int64 = c[3]
-            let keyValues = (0..<t.primaryKey.count).map { Value(c[5 + $0] as DatabaseValue) }
-            let key = Key(table: tableID, pk: KeyEncoding.encode(keyValues))
-            if metas[key] == nil {
-                metas[key] = .some(try loadMeta(db, table: tableID, pk: key.pk, nodes: nodes))
-                order.append(key)
-            }
-            var meta = metas[key]!
-            let stamp = counters.clock.tick(now: now)
-            let seq = counters.nextSeq
-            counters.nextSeq += 1
-            let synced = t.syncedColumnIndices
-            func stampCells(_ columns: [Int], into m: inout RowMeta) {
-                for i in columns {
-                    let v = CellVersion.successor(
-                        of: m.cells[i]?.version, writer: me, authority: authority, clock: stamp, policy: t.policy)
-                    m.cells[i] = RowMeta.StoredCell(version: v, seq: seq)
-                }
-                m.seq = seq
-            }
-            let scope: String? = c[4]
-            switch op {
-            case .insert, .update:
-                if var m = meta, m.exists {
-                    let columns = op == .insert ? synced : synced.enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element)
-                    if columns.isEmpty { continue }
-                    stampCells(columns, into: &m)
-                    if t.scopeColumn != nil { m.scope = scope }  // a hub row's recipient may change, to NULL too
-                    meta = m
-                } else {
-                    // A new row, or one written again after a delete: a new lifetime.
-                    var m = meta ?? RowMeta(causalLength: 0, seq: seq, scope: scope, cells: [:])
-                    m.causalLength += 1
-                    m.scope = scope
-                    stampCells(synced, into: &m)
-                    meta = m
-                }
-            case .delete:
-                guard var m = meta, m.exists else { continue }
-                m.causalLength += 1
-                m.seq = seq
-                meta = m
-            }
-            metas[key] = .some(meta)
-        }
-        for key in order {
-            if let meta = metas[key]!, meta.causalLength > 0 {
-                try saveMeta(db, table: key.table, pk: key.pk, meta: meta, nodes: nodes)
-            }
-        }
-        let last: Int64 = captured.last![0]
-        try db.execute(sql: "DELETE FROM ferry_capture WHERE seq <= ?", arguments: [last])
-        try saveCounters(db, counters)
-        return captured.count
+        digests = [:]
     }
 }
 

@@ -29,7 +29,10 @@ public enum SchemaSQL {
 
     /// `CREATE TABLE` for a standard table: STRICT types, NOT NULL, defaults, and one named
     /// CHECK per rule so SQLite's error names the column and the rule in both languages.
-    static func createTable(_ t: TableDefinition) -> String {
+    ///
+    /// At a hub a unit table's primary key is (unit, key…), so every unit has its own keys
+    /// (`scopedKey`).
+    static func createTable(_ t: TableDefinition, scopedKey: Bool = false) -> String {
         var lines: [String] = []
         for c in t.columns {
             var line = "  \(quote(c.name)) \(c.type.sqliteType)"
@@ -39,6 +42,11 @@ public enum SchemaSQL {
             func check(_ rule: String, _ en: String, _ zh: String) {
                 let name = "\(t.name).\(c.name): \(en) / \(zh)"
                 line += " CONSTRAINT \(quote(name)) CHECK (\(rule))"
+            }
+            // A key names the row on every replica; text cut at a NUL byte when read back would
+            // name another one.
+            if t.primaryKey.contains(c.name), c.type == .text || c.type == .date {
+                check("instr(\(q), char(0)) = 0", "must not contain a NUL character", "不能含有空字符")
             }
             // A masked column holds only the masked form away from its unit, which no
             // longer matches allowed values or formats: check its type alone.
@@ -59,38 +67,46 @@ public enum SchemaSQL {
             if let n = c.maxLength { check("length(\(q)) <= \(n)", "longer than \(n) characters", "超过 \(n) 个字符") }
             lines.append(line)
         }
-        lines.append("  PRIMARY KEY (\(t.primaryKey.map(quote).joined(separator: ", ")))")
+        let key = (scopedKey ? [t.scopeColumn!] : []) + t.primaryKey
+        lines.append("  PRIMARY KEY (\(key.map(quote).joined(separator: ", ")))")
         return "CREATE TABLE IF NOT EXISTS \(quote(t.name)) (\n\(lines.joined(separator: ",\n"))\n) STRICT"
     }
 
-    /// Guards stand down while Ferry applies a peer's changes (the flag row exists only
-    /// inside the apply transaction, so no other connection ever sees it). The cheap
-    /// condition of each guard comes first, so the lookup runs only when a guard would fire.
-    static let notApplying = "NOT EXISTS (SELECT 1 FROM ferry_applying)"
+    /// Guards stand down while Ferry applies a peer's changes: Ferry's own connection attaches
+    /// an empty in-memory database under this name around the apply transaction, which no
+    /// other connection has (a table any program could insert into would let it write
+    /// unguarded). The cheap condition of each guard comes first, so the lookup runs only
+    /// when a guard would fire.
+    static let applyMarker = "ferry_applying"
+    static let notApplying = "NOT EXISTS (SELECT 1 FROM pragma_database_list WHERE name = '\(applyMarker)')"
 
     /// Capture triggers carry no condition (a clerk's write pays for one small insert and
     /// nothing else); Ferry's own apply connection drops its capture rows with this TEMP
     /// trigger, which no other connection has.
     static let suppressCaptureWhileApplying = [
-        "CREATE TEMP TABLE IF NOT EXISTS ferry_applying_here (active INTEGER)",
-        "CREATE TEMP TRIGGER IF NOT EXISTS ferry_capture_suppressed BEFORE INSERT ON main.ferry_capture WHEN EXISTS (SELECT 1 FROM temp.ferry_applying_here) BEGIN SELECT RAISE(IGNORE); END",
+        "CREATE TEMP TRIGGER IF NOT EXISTS ferry_capture_suppressed BEFORE INSERT ON main.ferry_capture WHEN EXISTS (SELECT 1 FROM pragma_database_list WHERE name = '\(applyMarker)') BEGIN SELECT RAISE(IGNORE); END"
     ]
+
+    /// The write time a capture records: wall-clock ms, the same value for every row of one
+    /// statement. Ferry adds its known offset to the hub when it stamps the capture.
+    static let captureTime = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 
     enum Op: Int {
         case insert = 1, update = 2, delete = 3
     }
 
     /// Capture and guard triggers for `t` on a replica with `role`, numbered `tableID`.
-    static func triggers(_ t: TableDefinition, tableID: Int, role: ReplicaRole) -> [String] {
+    static func triggers(_ t: TableDefinition, tableID: Int, role: ReplicaRole, standard: Standard) -> [String] {
         guard t.isSynced else { return [] }
         let name = quote(t.name)
         let keys = t.primaryKey
         let synced = t.syncedColumnIndices.map { t.columns[$0].name }
         let scopeExpr: (String) -> String = { row in t.scopeColumn.map { "\(row).\(quote($0))" } ?? "NULL" }
+        let isHub: Bool = { if case .hub = role { return true } else { return false } }()
         func capture(_ op: Op, mask: String, row: String) -> String {
             let kcols = (1...keys.count).map { "k\($0)" }.joined(separator: ", ")
             let kvals = keys.map { "\(row).\(quote($0))" }.joined(separator: ", ")
-            return "INSERT INTO ferry_capture (tbl, op, mask, scope, \(kcols)) VALUES (\(tableID), \(op.rawValue), \(mask), \(scopeExpr(row)), \(kvals));"
+            return "INSERT INTO ferry_capture (tbl, op, mask, scope, at, \(kcols)) VALUES (\(tableID), \(op.rawValue), \(mask), \(scopeExpr(row)), \(captureTime), \(kvals));"
         }
         // One update trigger per synced column, `AFTER UPDATE OF` it: SQLite codes into an
         // UPDATE only the triggers of the columns it sets, so a one-column edit pays for one
@@ -134,18 +150,41 @@ public enum SchemaSQL {
             case .local: break
             }
         }
+        // At a hub, references between a unit's tables stay inside the unit.
+        func sameUnit(_ target: TableDefinition, _ row: String, targetAlias: String) -> String {
+            guard isHub, case .unit(let s) = t.ownership, case .unit(let ts) = target.ownership else { return "" }
+            return " AND \(targetAlias).\(quote(ts)) = \(row).\(quote(s))"
+        }
         // References: a value must name an existing row where it is written (an attendance
-        // row for an unknown member is refused). Rows arriving from peers are not checked:
-        // across units and batches they may come in any order.
+        // row for an unknown member is refused; a response to a directive this unit never
+        // received is refused). Rows arriving from peers are not checked here: across units
+        // and batches they may come in any order (the hub checks references into its own
+        // tables when it applies a unit's batch).
         for c in t.columns {
-            guard let r = c.references else { continue }
+            guard let r = c.references, let target = standard.table(named: r.table) else { continue }
             let q = quote(c.name)
-            let exists = "EXISTS (SELECT 1 FROM \(quote(r.table)) WHERE \(quote(r.column)) = NEW.\(q))"
+            let exists = "EXISTS (SELECT 1 FROM \(quote(r.table)) AS ref WHERE ref.\(quote(r.column)) = NEW.\(q)\(sameUnit(target, "NEW", targetAlias: "ref")))"
             for (g, timing) in [("gri_\(c.name)", "INSERT"), ("gru_\(c.name)", "UPDATE OF \(q)")] {
                 refuse(
                     g, timing, "NEW.\(q) IS NOT NULL AND NOT \(exists)",
                     "table \(t.name): \(c.name) names no existing \(r.table) (\(r)); add that \(r.table) first",
                     "表 \(t.name)：\(c.name) 对应的\(r.table)不存在，请先录入")
+            }
+        }
+        // A row others refer to cannot be deleted while they do: the referring rows would
+        // name nothing (and append-only ones could never be removed).
+        for other in standard.tables where other.isSynced {
+            for c in other.columns where c.references?.table == t.name {
+                let r = c.references!
+                var unitMatch = ""
+                if isHub, case .unit(let s) = other.ownership, case .unit(let ts) = t.ownership {
+                    unitMatch = " AND o.\(quote(s)) = OLD.\(quote(ts))"
+                }
+                refuse(
+                    "grd_\(other.name)_\(c.name)", "DELETE",
+                    "EXISTS (SELECT 1 FROM \(quote(other.name)) AS o WHERE o.\(quote(c.name)) = OLD.\(quote(r.column))\(unitMatch))",
+                    "table \(t.name): rows of \(other.name) still refer to this row (\(other.name).\(c.name)); delete or change them first",
+                    "表 \(t.name)：该记录仍被\(other.name)引用（\(other.name).\(c.name)），请先删除或修改这些记录")
             }
         }
         if case .hub = role, case .unit = t.ownership {
@@ -171,6 +210,14 @@ public enum SchemaSQL {
                     "table \(t.name) is append-only: records cannot be deleted",
                     "表 \(t.name) 只允许追加：记录不能删除")
             }
+            // INSERT OR REPLACE (and REPLACE) deletes the existing row without firing a delete
+            // trigger: refuse an insert over an existing row here, before the conflict is resolved.
+            let keyCols = (ReplicaStore.scopedKey(t, role) ? [t.scopeColumn!] : []) + keys
+            let same = keyCols.map { "e.\(quote($0)) = NEW.\(quote($0))" }.joined(separator: " AND ")
+            refuse(
+                "gr", "INSERT", "EXISTS (SELECT 1 FROM \(name) AS e WHERE \(same))",
+                "table \(t.name) is append-only: a record with this key exists and cannot be replaced",
+                "表 \(t.name) 只允许追加：该记录已存在，不能覆盖")
         }
         return out
     }

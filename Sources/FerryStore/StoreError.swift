@@ -14,6 +14,9 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
     case noSuchQuarantine(Int64)
     /// A row arrived without a value for a NOT NULL column it needs.
     case incompleteRow(String)
+    /// A conflict's losing value cannot be put back as it is (the row's other values no
+    /// longer allow it).
+    case cannotRestore(table: String, key: [Value], reason: String)
 
     public var description: String {
         switch self {
@@ -23,6 +26,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
         case .noSuchConflict(let id): return "conflict \(id) does not exist or is already settled; list conflicts to see open ones"
         case .noSuchQuarantine(let id): return "quarantined row \(id) does not exist or is already settled; list the quarantine to see held rows"
         case .incompleteRow(let s): return "changeset rejected, nothing applied: \(s)"
+        case .cannotRestore(let t, let k, let reason):
+            return "the value cannot be put back into \(t) (\(k.map(\.description).joined(separator: ", "))): \(reason); change the row by hand, then dismiss the conflict"
         }
     }
 }

@@ -31,8 +31,9 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 /// A directory under the system temporary directory, removed by `remove()`.
 public struct TemporaryDirectory: Sendable {
     public let path: String
-    public init(_ prefix: String = "ferry-test") throws {
-        let base = FileManager.default.temporaryDirectory.path
+    /// A new directory under `base` (default: the system temporary directory).
+    public init(_ prefix: String = "ferry-test", base: String? = nil) throws {
+        let base = base ?? FileManager.default.temporaryDirectory.path
         path = "\(base)/\(prefix)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }

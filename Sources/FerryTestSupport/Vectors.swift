@@ -13,13 +13,17 @@ public struct ChangesetVector: Codable, Sendable {
     public var changeset: JSONChangeset?
     /// For a vector that must fail: the `CoreError.Code` raw value.
     public var error: String?
+    /// The format version of `hex` when it is not the current one (a release-1 changeset
+    /// that must still decode; it is not re-encoded).
+    public var format: Int?
 
-    public init(name: String, description: String, hex: String, changeset: JSONChangeset?, error: String?) {
+    public init(name: String, description: String, hex: String, changeset: JSONChangeset?, error: String?, format: Int? = nil) {
         self.name = name
         self.description = description
         self.hex = hex
         self.changeset = changeset
         self.error = error
+        self.format = format
     }
 
     public static var directory: String { Repository.path("protocol/vectors") }
@@ -38,18 +42,6 @@ public struct ChangesetVector: Codable, Sendable {
     }
 
     public var bytes: [UInt8] { Hex.decode(hex) }
-}
-
-public enum Hex {
-    public static func encode(_ b: [UInt8]) -> String {
-        b.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-    }
-    public static func decode(_ s: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var it = s.makeIterator()
-        while let a = it.next(), let b = it.next() { out.append(UInt8(String([a, b]), radix: 16)!) }
-        return out
-    }
 }
 
 public struct JSONValue: Codable, Sendable {
@@ -89,7 +81,8 @@ public struct JSONVersion: Codable, Sendable {
     public var clock: String
     public var origin: String
     public var authority: String
-    public var base: JSONVersionID?
+    /// The other writers this version has seen (absent: none).
+    public var seen: [JSONVersionID]?
 
     public init(_ v: CellVersion) {
         generation = v.generation
@@ -97,7 +90,7 @@ public struct JSONVersion: Codable, Sendable {
         clock = String(v.clock.rawValue)
         origin = v.origin.rawValue
         authority = v.authority == .supervisor ? "supervisor" : "unit"
-        base = v.base.map { JSONVersionID(clock: String($0.clock.rawValue), origin: $0.origin.rawValue) }
+        seen = v.seen.isEmpty ? nil : v.seen.map { JSONVersionID(clock: String($0.clock.rawValue), origin: $0.origin.rawValue) }
     }
 
     public var version: CellVersion {
@@ -105,7 +98,7 @@ public struct JSONVersion: Codable, Sendable {
             generation: generation, supervisorGeneration: supervisor_generation,
             clock: HLCTimestamp(rawValue: UInt64(clock)!), origin: NodeID(unchecked: origin),
             authority: authority == "supervisor" ? .supervisor : .unit,
-            base: base.map { VersionID(clock: HLCTimestamp(rawValue: UInt64($0.clock)!), origin: NodeID(unchecked: $0.origin)) })
+            seen: (seen ?? []).map { VersionID(clock: HLCTimestamp(rawValue: UInt64($0.clock)!), origin: NodeID(unchecked: $0.origin)) })
     }
 }
 
@@ -120,6 +113,21 @@ public struct JSONRow: Codable, Sendable {
     public var scope: String?
     public var causal_length: UInt32
     public var cells: [JSONCell]
+    /// Any of "whole", "leave", "repair" (absent: none).
+    public var flags: [String]?
+
+    static let names: [(String, RowFlags)] = [("whole", .whole), ("leave", .leave), ("repair", .repair)]
+
+    public var rowFlags: RowFlags {
+        var f: RowFlags = []
+        for (n, v) in Self.names where flags?.contains(n) == true { f.insert(v) }
+        return f
+    }
+
+    public static func names(of f: RowFlags) -> [String]? {
+        let n = names.filter { f.contains($0.1) }.map(\.0)
+        return n.isEmpty ? nil : n
+    }
 }
 
 public struct JSONTable: Codable, Sendable {
@@ -149,7 +157,8 @@ public struct JSONChangeset: Codable, Sendable {
                 rows: t.rows.map { r in
                     JSONRow(
                         key: r.key.map(JSONValue.init), scope: r.scope, causal_length: r.causalLength,
-                        cells: r.cells.map { JSONCell(column: $0.column, value: $0.value.map(JSONValue.init), version: JSONVersion($0.version)) })
+                        cells: r.cells.map { JSONCell(column: $0.column, value: $0.value.map(JSONValue.init), version: JSONVersion($0.version)) },
+                        flags: JSONRow.names(of: r.flags))
                 })
         }
     }
@@ -164,7 +173,8 @@ public struct JSONChangeset: Codable, Sendable {
                     rows: t.rows.map { r in
                         RowChange(
                             key: r.key.map(\.value), scope: r.scope, causalLength: r.causal_length,
-                            cells: r.cells.map { CellChange(column: $0.column, value: $0.value?.value, version: $0.version.version) })
+                            cells: r.cells.map { CellChange(column: $0.column, value: $0.value?.value, version: $0.version.version) },
+                            flags: r.rowFlags)
                     })
             })
     }

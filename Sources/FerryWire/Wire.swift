@@ -3,6 +3,9 @@ import FerryCore
 /// Names of the HTTP headers Ferry's protocol uses (protocol/HTTP.md).
 public enum WireHeader {
     public static let node = "Ferry-Node"
+    /// On every hub answer to a signed request (and to an enrolment): base64 Ed25519
+    /// signature by the hub over `ResponseSigning.canonical`.
+    public static let hubSignature = "Ferry-Hub-Signature"
     public static let timestamp = "Ferry-Timestamp"
     public static let nonce = "Ferry-Nonce"
     public static let signature = "Ferry-Signature"
@@ -12,9 +15,24 @@ public enum WireHeader {
     public static let retryAfter = "Retry-After"
 }
 
+/// The bytes a hub signs for one answer: which request it answers (the request's nonce)
+/// and what it says, so an answer can neither be altered nor replayed to another request.
+///
+/// ```
+/// FERRY-RESPONSE-V1\n<request nonce>\n<HTTP status>\n<hex SHA-256 of the body as sent>
+/// ```
+public enum ResponseSigning {
+    public static let version = "FERRY-RESPONSE-V1"
+
+    public static func canonical(requestNonce: String, status: Int, bodySHA256Hex: String) -> [UInt8] {
+        Array("\(version)\n\(requestNonce)\n\(status)\n\(bodySHA256Hex)".utf8)
+    }
+}
+
 /// Media types of request and response bodies.
 public enum WireMediaType {
     public static let changeset = "application/vnd.ferry.changeset"
+    public static let exchange = "application/vnd.ferry.exchange"
     public static let json = "application/json; charset=utf-8"
 }
 
@@ -38,22 +56,39 @@ public enum RequestSigning {
     }
 }
 
-/// POST /v1/enrol: a new node presents its one-time token and public key.
+/// POST /v1/enrol: a new node proves it holds a one-time token and presents its public key.
+///
+/// The token itself never travels: the node sends its digest (to name it) and a proof
+/// binding the node's key to it, which only someone who knows the token can make. An on-path
+/// observer of a plain-HTTP enrolment therefore cannot enrol with the token it saw, nor
+/// swap in its own key (`EnrolmentToken`).
 public struct EnrolRequest: Codable, Sendable, Equatable {
-    public var token: String
+    /// `EnrolmentToken.digest` of the token, hex.
+    public var tokenDigest: String
+    /// `EnrolmentToken.proof` over this request's key, host name and nonce, hex.
+    public var proof: String
     /// The node's Ed25519 public key, base64 of the 32 raw bytes.
     public var publicKey: String
-    /// The box's host name, recorded for the supervisor.
+    /// The box's host name, recorded for the supervisor (at most 128 characters).
     public var hostname: String
+    /// 16–64 hex characters chosen by the node; the hub's signed answer names it, so an
+    /// answer cannot be replayed to another enrolment.
+    public var nonce: String
+    /// Set when the node is a replacement restored from a backup of the unit's database.
+    public var restoring: Bool?
 
-    public init(token: String, publicKey: String, hostname: String) {
-        self.token = token
+    public init(tokenDigest: String, proof: String, publicKey: String, hostname: String, nonce: String, restoring: Bool? = nil) {
+        self.tokenDigest = tokenDigest
+        self.proof = proof
         self.publicKey = publicKey
         self.hostname = hostname
+        self.nonce = nonce
+        self.restoring = restoring
     }
 
     enum CodingKeys: String, CodingKey {
-        case token, hostname
+        case proof, hostname, nonce, restoring
+        case tokenDigest = "token_digest"
         case publicKey = "public_key"
     }
 }
@@ -64,17 +99,19 @@ public struct EnrolResponse: Codable, Sendable, Equatable {
     public var unitID: String
     public var unitName: String
     public var hubNodeID: String
-    /// The hub's Ed25519 public key, base64.
+    /// The hub's Ed25519 public key, base64; its fingerprint must match the token's.
     public var hubPublicKey: String
     public var standardVersion: String
     /// The standard file (TOML) the node must create its database from.
     public var standard: String
     /// Content encodings the hub accepts on pushes and can send on pulls.
     public var compression: [String]
+    /// The node's public key as the hub enrolled it (must be the node's own).
+    public var publicKey: String
 
     public init(
         nodeID: String, unitID: String, unitName: String, hubNodeID: String, hubPublicKey: String,
-        standardVersion: String, standard: String, compression: [String]
+        standardVersion: String, standard: String, compression: [String], publicKey: String
     ) {
         self.nodeID = nodeID
         self.unitID = unitID
@@ -84,6 +121,7 @@ public struct EnrolResponse: Codable, Sendable, Equatable {
         self.standardVersion = standardVersion
         self.standard = standard
         self.compression = compression
+        self.publicKey = publicKey
     }
 
     enum CodingKeys: String, CodingKey {
@@ -94,6 +132,7 @@ public struct EnrolResponse: Codable, Sendable, Equatable {
         case hubNodeID = "hub_node_id"
         case hubPublicKey = "hub_public_key"
         case standardVersion = "standard_version"
+        case publicKey = "public_key"
     }
 }
 
@@ -105,10 +144,17 @@ public struct PushAcknowledgement: Codable, Sendable, Equatable {
     public var rows: Int
     public var cellsAdopted: Int
     public var conflicts: Int
-    /// Rows the hub set aside because a value failed its checks (absent from older hubs).
-    public var quarantined: Int?
+    /// Rows the hub set aside (quarantined): see `ExchangeResponse.held` for which and why.
+    public var quarantined: Int
+    /// Rows the hub lacks and needs whole: the node sends them again with every cell.
+    public var resend: [RowRef]
+    /// Versions the node may not author, set aside unused (a forged origin or authority).
+    public var refusedVersions: Int
 
-    public init(sequence: UInt64, through: UInt64, final: Bool, rows: Int, cellsAdopted: Int, conflicts: Int, quarantined: Int = 0) {
+    public init(
+        sequence: UInt64, through: UInt64, final: Bool, rows: Int, cellsAdopted: Int, conflicts: Int, quarantined: Int = 0,
+        resend: [RowRef] = [], refusedVersions: Int = 0
+    ) {
         self.sequence = sequence
         self.through = through
         self.final = final
@@ -116,42 +162,20 @@ public struct PushAcknowledgement: Codable, Sendable, Equatable {
         self.cellsAdopted = cellsAdopted
         self.conflicts = conflicts
         self.quarantined = quarantined
+        self.resend = resend
+        self.refusedVersions = refusedVersions
     }
 
     public var position: BatchPosition { BatchPosition(sequence: sequence, through: through, isFinal: final) }
 
     enum CodingKeys: String, CodingKey {
-        case sequence, through, final, rows, conflicts, quarantined
+        case sequence, through, final, rows, conflicts, quarantined, resend
         case cellsAdopted = "cells_adopted"
+        case refusedVersions = "refused_versions"
     }
 }
 
-/// POST /v1/pull: what the node asks for, and what it reports about itself.
-public struct PullRequest: Codable, Sendable, Equatable {
-    /// Upper bound on the batch's encoded size, bytes.
-    public var maxBytes: Int
-    public var standardVersion: String
-    /// Rows the node has not yet pushed (shown to the supervisor).
-    public var pendingRows: Int
-    /// The node's wall clock, ms since the epoch (the hub records the skew).
-    public var clockMillis: UInt64
-
-    public init(maxBytes: Int, standardVersion: String, pendingRows: Int, clockMillis: UInt64) {
-        self.maxBytes = maxBytes
-        self.standardVersion = standardVersion
-        self.pendingRows = pendingRows
-        self.clockMillis = clockMillis
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case maxBytes = "max_bytes"
-        case standardVersion = "standard_version"
-        case pendingRows = "pending_rows"
-        case clockMillis = "clock_ms"
-    }
-}
-
-/// POST /v1/pull/ack: the node durably applied the pulled batch.
+/// The node durably applied a pulled batch.
 public struct PullAcknowledgement: Codable, Sendable, Equatable {
     public var sequence: UInt64
     public var through: UInt64
@@ -164,6 +188,257 @@ public struct PullAcknowledgement: Codable, Sendable, Equatable {
     }
 
     public var position: BatchPosition { BatchPosition(sequence: sequence, through: through, isFinal: final) }
+}
+
+/// POST /v1/exchange: one round trip of a sync. The node sends its next batch (if any),
+/// acknowledges the batch it pulled last, and says what it needs; the hub answers with the
+/// push's acknowledgement, the next batch for the node (if any), and what the node should
+/// know about itself. An exchange with nothing to say is one small request.
+public struct ExchangeRequest: Codable, Sendable, Equatable {
+    /// Upper bound on the pulled batch's encoded size, bytes.
+    public var maxBytes: Int
+    public var standardVersion: String
+    /// Rows the node has not yet pushed (shown to the supervisor).
+    public var pendingRows: Int
+    /// The node's wall clock, ms since the epoch (the hub records the skew).
+    public var clockMillis: UInt64
+    /// The node's replica epoch, as the hub last gave it (0 before the first exchange). A
+    /// smaller one than the hub last saw means the database went back in time (a restore).
+    public var epoch: UInt64
+    /// The batch pulled in the previous exchange, now durably applied.
+    public var pulled: PullAcknowledgement?
+    /// Rows the node lacks and asks to receive whole.
+    public var resend: [RowRef]
+    /// Rows anti-entropy found held differently: the hub sends them whole, for repair.
+    public var repair: [RowRef]
+
+    public init(
+        maxBytes: Int, standardVersion: String, pendingRows: Int, clockMillis: UInt64, epoch: UInt64, pulled: PullAcknowledgement? = nil,
+        resend: [RowRef] = [], repair: [RowRef] = []
+    ) {
+        self.maxBytes = maxBytes
+        self.standardVersion = standardVersion
+        self.pendingRows = pendingRows
+        self.clockMillis = clockMillis
+        self.epoch = epoch
+        self.pulled = pulled
+        self.resend = resend
+        self.repair = repair
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, pulled, resend, repair
+        case maxBytes = "max_bytes"
+        case standardVersion = "standard_version"
+        case pendingRows = "pending_rows"
+        case clockMillis = "clock_ms"
+    }
+
+    /// The most rows one request may name in `resend` and `repair` together.
+    public static let maxRowRefs = 2000
+}
+
+/// A row the hub holds back for the unit, as the node's clerk is told of it.
+public struct HeldRowNotice: Codable, Sendable, Equatable {
+    public var row: RowRef
+    public var column: String?
+    /// value | incomplete | reference | unstorable
+    public var kind: String
+    public var reason: String
+    public var reasonZh: String
+
+    public init(row: RowRef, column: String?, kind: String, reason: String, reasonZh: String) {
+        self.row = row
+        self.column = column
+        self.kind = kind
+        self.reason = reason
+        self.reasonZh = reasonZh
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case row, column, kind, reason
+        case reasonZh = "reason_zh"
+    }
+}
+
+/// The hub's answer to an exchange.
+public struct ExchangeResponse: Codable, Sendable, Equatable {
+    /// The acknowledgement of the pushed batch, when one was pushed.
+    public var pushed: PushAcknowledgement?
+    /// True when the hub has more for the node after the batch in this answer.
+    public var more: Bool
+    /// Rows the hub holds back for the node's unit (at most 100), and how many in all.
+    public var held: [HeldRowNotice]
+    public var heldTotal: Int
+    /// When the node is up to date: hex of the hub's digest of everything the node should
+    /// hold (the held rows left out). The node compares its own; a difference starts
+    /// anti-entropy (`POST /v1/reconcile`).
+    public var digest: String?
+    /// The epoch the node stores and sends with its next exchange.
+    public var epoch: UInt64
+    /// Set when the node's database went back in time: the newest clock the hub has seen
+    /// from this node, which the node's clock must pass before it writes again.
+    public var clockFloor: UInt64?
+
+    public init(
+        pushed: PushAcknowledgement?, more: Bool, held: [HeldRowNotice], heldTotal: Int, digest: String?, epoch: UInt64,
+        clockFloor: UInt64? = nil
+    ) {
+        self.pushed = pushed
+        self.more = more
+        self.held = held
+        self.heldTotal = heldTotal
+        self.digest = digest
+        self.epoch = epoch
+        self.clockFloor = clockFloor
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case pushed, more, held, digest, epoch
+        case heldTotal = "held_total"
+        case clockFloor = "clock_floor"
+    }
+}
+
+/// The body of an exchange request or answer: a JSON header and an optional changeset.
+///
+///     "FRYX" version:u8(1) header-length:varint header:JSON [changeset]
+///
+/// One body carries both, so a small exchange is one request and one answer.
+public struct ExchangeEnvelope: Sendable, Equatable {
+    public var header: [UInt8]
+    public var changeset: [UInt8]?
+
+    public static let magic: [UInt8] = Array("FRYX".utf8)
+    /// The largest JSON header accepted, bytes.
+    public static let maxHeaderBytes = 1 << 20
+
+    public init(header: [UInt8], changeset: [UInt8]?) {
+        self.header = header
+        self.changeset = changeset
+    }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: header.count + (changeset?.count ?? 0) + 16)
+        w.append(Self.magic)
+        w.byte(1)
+        w.lengthPrefixed(header)
+        if let c = changeset { w.append(c) }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(WireError) -> ExchangeEnvelope {
+        guard bytes.count >= 6, Array(bytes[0..<4]) == magic else {
+            throw WireError(.malformed, "the body is not an exchange (it must start with 'FRYX')")
+        }
+        guard bytes[4] == 1 else { throw WireError(.unsupportedFormat, "exchange body version \(bytes[4]) is not supported; upgrade Ferry") }
+        var r = ByteReader(bytes, offset: 5)
+        do {
+            let n = try r.count("exchange header length", max: maxHeaderBytes)
+            let header = Array(try r.bytes(n, "exchange header"))
+            let rest = Array(bytes[r.offset...])
+            return ExchangeEnvelope(header: header, changeset: rest.isEmpty ? nil : rest)
+        } catch {
+            throw WireError(.malformed, "the exchange body is damaged: \(error.message)")
+        }
+    }
+}
+
+/// POST /v1/reconcile: anti-entropy's questions. The node names ranges of the
+/// reconciliation tree (`DigestRange`); the hub answers each with its digest and either its
+/// 16 sub-ranges' digests or its rows' fingerprints (`RangeAnswer`).
+public struct ReconcileRequest: Codable, Sendable, Equatable {
+    public var standardVersion: String
+    public var ranges: [WireRange]
+
+    public init(standardVersion: String, ranges: [WireRange]) {
+        self.standardVersion = standardVersion
+        self.ranges = ranges
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case ranges
+        case standardVersion = "standard_version"
+    }
+
+    /// The most ranges one request may name.
+    public static let maxRanges = 4096
+}
+
+public struct WireRange: Codable, Sendable, Hashable {
+    public var table: String
+    /// Hex nibbles of the key hash, high first; "" for the whole table.
+    public var prefix: String
+    public init(_ r: DigestRange) {
+        table = r.table
+        prefix = r.prefix
+    }
+    public var range: DigestRange { DigestRange(table: table, prefix: prefix) }
+}
+
+public struct WireDigest: Codable, Sendable, Equatable {
+    /// Hex of the sum of the rows' fingerprints, mod 2^64.
+    public var sum: String
+    public var count: Int64
+    public init(_ d: DigestSum) {
+        sum = String(d.sum, radix: 16)
+        count = d.count
+    }
+    public var digest: DigestSum? { UInt64(sum, radix: 16).map { DigestSum(sum: $0, count: count) } }
+}
+
+public struct WireLeaf: Codable, Sendable, Equatable {
+    /// Hex of the row's key (`KeyEncoding`).
+    public var key: String
+    /// Hex of the row's fingerprint.
+    public var fp: String
+}
+
+public struct WireRangeAnswer: Codable, Sendable, Equatable {
+    public var table: String
+    public var prefix: String
+    public var digest: WireDigest
+    /// Sub-range digests by their last nibble ("0"…"f").
+    public var children: [String: WireDigest]?
+    public var leaves: [WireLeaf]?
+
+    public init(_ a: RangeAnswer) {
+        table = a.range.table
+        prefix = a.range.prefix
+        digest = WireDigest(a.digest)
+        children = a.children?.mapValues(WireDigest.init)
+        leaves = a.leaves.map { l in
+            l.map { WireLeaf(key: Hex.encode(KeyEncoding.encode($0.key)), fp: String($0.value, radix: 16)) }.sorted { $0.key < $1.key }
+        }
+    }
+
+    /// The answer as the core reads it; nil when a field is not what the protocol allows.
+    public var answer: RangeAnswer? {
+        guard let d = digest.digest else { return nil }
+        var out = RangeAnswer(range: DigestRange(table: table, prefix: prefix), digest: d)
+        if let c = children {
+            var m: [String: DigestSum] = [:]
+            for (k, v) in c {
+                guard let dv = v.digest else { return nil }
+                m[k] = dv
+            }
+            out.children = m
+        }
+        if let l = leaves {
+            var m: [[Value]: UInt64] = [:]
+            for leaf in l {
+                guard let b = Hex.decodeStrict(leaf.key), let k = try? KeyEncoding.decode(b), let fp = UInt64(leaf.fp, radix: 16) else { return nil }
+                m[k] = fp
+            }
+            out.leaves = m
+        }
+        return out
+    }
+}
+
+public struct ReconcileResponse: Codable, Sendable, Equatable {
+    public var ranges: [WireRangeAnswer]
+    public init(ranges: [WireRangeAnswer]) { self.ranges = ranges }
 }
 
 extension WireHeader {

@@ -21,6 +21,19 @@ public struct WireError: Codable, Sendable, Equatable, Error, CustomStringConver
     }
 
     public var httpStatus: Int { code.httpStatus }
+
+    /// What was wrong with a JSON body, for its sender: the field and the problem, never
+    /// a decoder's debug text.
+    public static func describe(_ error: any Error) -> String {
+        func path(_ c: DecodingError.Context) -> String { c.codingPath.map(\.stringValue).joined(separator: ".") }
+        guard let e = error as? DecodingError else { return "the body is not valid" }
+        switch e {
+        case .keyNotFound(let k, let c): return "field '\((c.codingPath.map(\.stringValue) + [k.stringValue]).joined(separator: "."))' is missing"
+        case .typeMismatch(_, let c), .valueNotFound(_, let c): return "field '\(path(c))' has the wrong type"
+        case .dataCorrupted(let c): return c.codingPath.isEmpty ? "the body is not JSON" : "field '\(path(c))' is not valid"
+        @unknown default: return "the body is not valid"
+        }
+    }
     public var description: String { "\(code.rawValue): \(message)" }
 
     enum CodingKeys: String, CodingKey {

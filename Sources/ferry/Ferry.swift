@@ -373,7 +373,7 @@ struct NodeCommand: AsyncParsableCommand {
             let host = ProcessInfo.processInfo.hostName
             let answer: EnrolResponse
             do {
-                answer = try HTTPHubConnection.enrol(hubURL: hub, request: EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: host))
+                answer = try HTTPHubConnection.enrol(hubURL: hub, token: token, key: key, hostname: host, configuration: dir.http)
             } catch {
                 throw Failure(description: language.say("登记失败：\(error.messageZh)（\(error.message)）", "enrolment failed: \(error.message)"))
             }
@@ -470,6 +470,9 @@ struct Sync: AsyncParsableCommand {
             switch p {
             case .pushed(let b, let rows, let bytes): show(language.say("  已上传第 \(b) 批：\(rows) 行，\(bytes) 字节", "  sent batch \(b): \(rows) rows, \(bytes) bytes"))
             case .pulled(let b, let rows, let bytes): show(language.say("  已接收第 \(b) 批：\(rows) 行，\(bytes) 字节", "  received batch \(b): \(rows) rows, \(bytes) bytes"))
+            case .compared(let equal):
+                show(equal ? language.say("  核对：与上级数据一致", "  checked: the same as the hub") : language.say("  核对：与上级数据有差异，正在查找", "  checked: differs from the hub; locating the differences"))
+            case .repaired(let rows): show(language.say("  已找到 \(rows) 条不一致的记录，正在修复", "  found \(rows) rows held differently; repairing"))
             }
         }
         do {

@@ -62,14 +62,14 @@ struct MergeRuleTests {
     }
 
     @Test("a write made on top of another always beats it, under every policy", arguments: ConflictPolicy.allCases)
-    func successorsWin(policy: ConflictPolicy) {
+    func successorsWin(policy: ConflictPolicy) throws {
         guard policy != .appendOnly else { return }  // append-only rows are never updated
         var rng = SeededRandom(seed: 9)
         for _ in 0..<2000 {
             let prev = Self.randomVersion(&rng)
             let writer = Self.nodes.randomElement(using: &rng)!
             let clock = HLCTimestamp(rawValue: prev.clock.rawValue + UInt64.random(in: 1...100, using: &rng))
-            let next = CellVersion.successor(
+            let next = try CellVersion.successor(
                 of: prev, writer: writer, authority: writer.rawValue == "hub" ? .supervisor : .unit, clock: clock, policy: policy)
             #expect(policy.prefers(next, over: prev))
             #expect(next.knows(prev) && !CellVersion.areConcurrent(next, prev))
@@ -77,20 +77,20 @@ struct MergeRuleTests {
     }
 
     @Test("supervisor-wins: a hub edit beats a concurrent unit edit with a later clock")
-    func supervisorBeatsConcurrentUnit() {
+    func supervisorBeatsConcurrentUnit() throws {
         let base = CellVersion(generation: 1, clock: HLCTimestamp(physicalMillis: 1, counter: 0), origin: NodeID(unchecked: "a"))
-        let hub = CellVersion.successor(of: base, writer: NodeID(unchecked: "hub"), authority: .supervisor, clock: HLCTimestamp(physicalMillis: 2, counter: 0), policy: .supervisorWins)
-        let unit = CellVersion.successor(of: base, writer: NodeID(unchecked: "b"), authority: .unit, clock: HLCTimestamp(physicalMillis: 9, counter: 0), policy: .supervisorWins)
+        let hub = try CellVersion.successor(of: base, writer: NodeID(unchecked: "hub"), authority: .supervisor, clock: HLCTimestamp(physicalMillis: 2, counter: 0), policy: .supervisorWins)
+        let unit = try CellVersion.successor(of: base, writer: NodeID(unchecked: "b"), authority: .unit, clock: HLCTimestamp(physicalMillis: 9, counter: 0), policy: .supervisorWins)
         #expect(ConflictPolicy.supervisorWins.prefers(hub, over: unit))
         #expect(ConflictPolicy.lww.prefers(unit, over: hub))
         #expect(CellVersion.areConcurrent(hub, unit))
     }
 
     @Test("a delete beats a concurrent edit, and the edit is reported lost")
-    func deleteBeatsConcurrentEdit() {
+    func deleteBeatsConcurrentEdit() throws {
         let a = NodeID(unchecked: "a")
         let v1 = CellVersion(generation: 1, clock: HLCTimestamp(physicalMillis: 1, counter: 0), origin: a)
-        let edit = CellVersion.successor(of: v1, writer: NodeID(unchecked: "b"), authority: .unit, clock: HLCTimestamp(physicalMillis: 5, counter: 0), policy: .lww)
+        let edit = try CellVersion.successor(of: v1, writer: NodeID(unchecked: "b"), authority: .unit, clock: HLCTimestamp(physicalMillis: 5, counter: 0), policy: .lww)
         let local = LocalRow(causalLength: 1, versions: ["name": edit])
         let tomb = RowChange(key: [.text("k")], scope: nil, causalLength: 2, cells: [CellChange(column: "name", value: nil, version: v1)])
         let plan = RowMerge.plan(local: local, incoming: tomb, policy: .lww)

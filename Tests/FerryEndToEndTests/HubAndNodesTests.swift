@@ -69,24 +69,27 @@ struct HubAndNodesTests {
             origin: try NodeID(a.nodeID), standardVersion: StandardVersion(1, 0, 0),
             batch: BatchPosition(sequence: 1, through: 1, isFinal: true),
             tables: [TableChanges(name: "member", rows: [row("x1", unit: "u-a", node: a.nodeID)])])
-        let body = ChangesetCodec.encode(cs)
+        let body = ExchangeEnvelope(
+            header: [UInt8](try JSONEncoder().encode(ExchangeRequest(maxBytes: 65536, standardVersion: "1.0.0", pendingRows: 0, clockMillis: 0, epoch: 0))),
+            changeset: ChangesetCodec.encode(cs)
+        ).encode()
 
         // Forged: signed with a key that is not the node's.
         let forger = SigningKey()
-        let forged = try forger.signedHeaders(node: a.nodeID, method: "POST", path: "/v1/push", body: body, nowMillis: UInt64(Date().timeIntervalSince1970 * 1000))
-        let f = try p.post(path: "/v1/push", body: body, headers: forged + [("Content-Type", WireMediaType.changeset)])
+        let forged = try forger.signedHeaders(node: a.nodeID, method: "POST", path: "/v1/exchange", body: body, nowMillis: UInt64(Date().timeIntervalSince1970 * 1000))
+        let f = try p.post(path: "/v1/exchange", body: body, headers: forged + [("Content-Type", WireMediaType.exchange)])
         #expect(f.0 == 401 && f.1.contains("bad_signature"))
 
         // Genuine once, then replayed byte for byte.
-        let first = try p.signedPost("u-a", path: "/v1/push", body: body)
+        let first = try p.signedPost("u-a", path: "/v1/exchange", body: body)
         #expect(first.status == 200)
-        let replay = try p.post(path: "/v1/push", body: body, headers: first.headers + [("Content-Type", WireMediaType.changeset)])
+        let replay = try p.post(path: "/v1/exchange", body: body, headers: first.headers + [("Content-Type", WireMediaType.exchange)])
         #expect(replay.0 == 401 && replay.1.contains("replayed"))
 
         // Another unit's row inside u-a's batch: refused whole.
         var mixed = cs
         mixed.tables[0].rows = [row("x2", unit: "u-a", node: a.nodeID), row("b-9", unit: "u-b", node: a.nodeID)]
-        let oos = try p.signedPost("u-a", path: "/v1/push", body: ChangesetCodec.encode(mixed))
+        let oos = try p.exchange("u-a", pushing: ChangesetCodec.encode(mixed))
         #expect(oos.status == 422 && oos.body.contains("out_of_scope") && oos.body.contains("b-9"))
         #expect(try p.query(p.hubDB, "SELECT id FROM member ORDER BY id;") == [["x1"]])
         let audit = try p.query("\(p.hubDir)/registry.db", "SELECT outcome FROM audit WHERE action = 'push' ORDER BY id;")
@@ -100,7 +103,7 @@ struct HubAndNodesTests {
         #expect(try p.query(p.hubDB, "SELECT count(*) FROM member WHERE unit_id = 'u-b';") == [["0"]])
 
         // An unenrolled caller is told how to enrol.
-        let anon = try p.post(path: "/v1/pull", body: Array("{}".utf8), headers: [("Content-Type", "application/json")])
+        let anon = try p.post(path: "/v1/exchange", body: Array("{}".utf8), headers: [("Content-Type", "application/json")])
         #expect(anon.0 == 401 && anon.1.contains("ferry node init"))
     }
 

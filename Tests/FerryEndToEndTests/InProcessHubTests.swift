@@ -15,15 +15,17 @@ struct InProcessHub: HubConnection {
     var clockOffsetMillis: Int64 { 0 }
     var hubStandardVersion: String? { hub.signedStandard.version }
     func fetchStandard() throws(SyncFailure) -> SignedStandard { hub.signedStandard }
-    func push(_ changeset: [UInt8]) throws(SyncFailure) -> PushAcknowledgement {
-        do { return try hub.session { () throws(WireError) in try hub.push(from: node, body: changeset) } } catch { throw SyncFailure(error) }
+    func exchange(_ body: [UInt8]) throws(SyncFailure) -> [UInt8] {
+        do { return try hub.session { () throws(WireError) in try hub.exchange(from: node, body: body) } } catch { throw SyncFailure(error) }
     }
-    func pull(_ request: PullRequest) throws(SyncFailure) -> [UInt8]? {
-        do { return try hub.pull(for: node, request: request) } catch { throw SyncFailure(error) }
+    func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse {
+        do { return try hub.reconcile(from: node, request: request) } catch { throw SyncFailure(error) }
     }
-    func acknowledgePull(_ ack: PullAcknowledgement) throws(SyncFailure) {
-        do { try hub.acknowledgePull(from: node, ack) } catch { throw SyncFailure(error) }
-    }
+}
+
+/// The enrolment request a node holding `key` makes with `token`.
+func enrolment(_ token: String, _ key: SigningKey, hostname: String = "box") -> EnrolRequest {
+    EnrolRequest(token: EnrolmentToken(parsing: token) ?? EnrolmentToken(parsing: String(repeating: "0", count: 32))!, key: key, hostname: hostname)
 }
 
 @Suite("Hub logic in-process")
@@ -45,18 +47,18 @@ struct InProcessHubTests {
         let hub = try makeHub(dir, clock: clock)
         let token = try hub.addUnit(OrgUnit(id: "u-a", name: "甲", parentID: "prov", level: .unit, industry: "education", region: nil))
         let key = SigningKey()
-        let first = try hub.enrol(EnrolRequest(token: token.lowercased(), publicKey: key.publicKeyBase64, hostname: "box"))
+        let first = try hub.enrol(enrolment(token.lowercased(), key))
         #expect(first.nodeID == "u-a-n1" && first.unitID == "u-a")
         // The same node retrying after a lost answer gets the same record; anyone else is refused.
-        #expect(try hub.enrol(EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "box")).nodeID == "u-a-n1")
-        #expect(throws: WireError.self) { try hub.enrol(EnrolRequest(token: token, publicKey: SigningKey().publicKeyBase64, hostname: "box")) }
+        #expect(try hub.enrol(enrolment(token, key)).nodeID == "u-a-n1")
+        #expect(throws: WireError.self) { try hub.enrol(enrolment(token, SigningKey())) }
         let late = try hub.issueToken(unitID: "u-a")
         clock.advance(by: 8 * 86_400_000)
         #expect {
-            try hub.enrol(EnrolRequest(token: late, publicKey: key.publicKeyBase64, hostname: "box"))
+            try hub.enrol(enrolment(late, key))
         } throws: { ($0 as? WireError)?.code == .tokenExpired }
         #expect {
-            try hub.enrol(EnrolRequest(token: "NOPE-NOPE", publicKey: key.publicKeyBase64, hostname: "box"))
+            try hub.enrol(enrolment("NOPE-NOPE", key))
         } throws: { ($0 as? WireError)?.code == .tokenInvalid }
     }
 
@@ -79,7 +81,7 @@ struct InProcessHubTests {
         let hub = try makeHub(dir, clock: clock)
         let token = try hub.addUnit(OrgUnit(id: "u-a", name: "甲", parentID: "prov", level: .unit, industry: "education", region: nil))
         let key = SigningKey()
-        let answer = try hub.enrol(EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: "box"))
+        let answer = try hub.enrol(enrolment(token, key))
         let identity = NodeIdentity(
             hubURL: "in-process", nodeID: answer.nodeID, unitID: "u-a", unitName: "甲", hubNodeID: answer.hubNodeID,
             hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: false)

@@ -66,7 +66,7 @@ final class Province: @unchecked Sendable {
     func identity(_ unit: String) throws -> NodeIdentity { try NodeIdentity.load(directory: nodeDir(unit)) }
 
     /// Sends a request signed with `unit`'s real key, as a node would, with curl.
-    func signedPost(_ unit: String, path: String, body: [UInt8], contentType: String = WireMediaType.changeset) throws -> (status: Int, body: String, headers: [(String, String)]) {
+    func signedPost(_ unit: String, path: String, body: [UInt8], contentType: String = WireMediaType.exchange) throws -> (status: Int, body: String, headers: [(String, String)]) {
         let id = try identity(unit)
         let key = try SigningKey(base64: id.privateKey)
         let headers = try key.signedHeaders(node: id.nodeID, method: "POST", path: path, body: body, nowMillis: UInt64(Date().timeIntervalSince1970 * 1000))
@@ -74,16 +74,45 @@ final class Province: @unchecked Sendable {
         return (r.0, r.1, headers)
     }
 
+    /// One exchange as `unit`'s node would make it, pushing `changeset` (if any); returns the
+    /// status, the answer's header (decoded when the exchange succeeded), its pulled batch,
+    /// and the raw body (the error shape otherwise).
+    func exchange(
+        _ unit: String, pushing changeset: [UInt8]? = nil, request: ExchangeRequest? = nil
+    ) throws -> (status: Int, answer: ExchangeResponse?, pulled: Changeset?, body: String, headers: [(String, String)]) {
+        let req = request ?? ExchangeRequest(maxBytes: 1 << 20, standardVersion: "1.0.0", pendingRows: 0, clockMillis: UInt64(Date().timeIntervalSince1970 * 1000), epoch: 0)
+        let header = [UInt8](try JSONEncoder().encode(req))
+        let body = ExchangeEnvelope(header: header, changeset: changeset).encode()
+        let id = try identity(unit)
+        let key = try SigningKey(base64: id.privateKey)
+        let headers = try key.signedHeaders(node: id.nodeID, method: "POST", path: "/v1/exchange", body: body, nowMillis: UInt64(Date().timeIntervalSince1970 * 1000))
+        let (status, bytes) = try postBytes(path: "/v1/exchange", body: body, headers: headers + [("Content-Type", WireMediaType.exchange)])
+        var answer: ExchangeResponse?
+        var pulled: Changeset?
+        if status == 200, let env = try? ExchangeEnvelope.decode(bytes) {
+            answer = try? JSONDecoder().decode(ExchangeResponse.self, from: Data(env.header))
+            pulled = try env.changeset.map { try ChangesetCodec.decode($0) }
+        }
+        return (status, answer, pulled, String(decoding: bytes, as: UTF8.self), headers)
+    }
+
     /// POSTs with the curl command; returns the HTTP status and body.
     func post(path: String, body: [UInt8], headers: [(String, String)]) throws -> (Int, String) {
+        let (status, bytes) = try postBytes(path: path, body: body, headers: headers)
+        return (status, String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// POSTs with the curl command; returns the HTTP status and the body's bytes.
+    func postBytes(path: String, body: [UInt8], headers: [(String, String)]) throws -> (Int, [UInt8]) {
         let file = dir.file("body-\(UUID().uuidString.prefix(6))")
+        let out = file + ".out"
         guard FileManager.default.createFile(atPath: file, contents: Data(body)) else { throw CocoaError(.fileWriteUnknown) }
-        var args = ["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "--data-binary", "@\(file)", "-H", "Expect:"]
+        var args = ["-s", "-o", out, "-w", "%{http_code}", "-X", "POST", "--data-binary", "@\(file)", "-H", "Expect:"]
         for (k, v) in headers { args += ["-H", "\(k): \(v)"] }
         args.append(url + path)
         let r = try runCommand("/usr/bin/curl", args)
-        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+        let bytes = FileManager.default.contents(atPath: out).map { [UInt8]($0) } ?? []
+        return (Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, bytes)
     }
 
     func shutdown() {

@@ -70,9 +70,10 @@ struct StandardVersionTests {
         #expect(try p.query(p.unitDB("u-a"), "SELECT value FROM ferry_state WHERE key = 'standard';") == [["1.1.0"]])
         // u-b is still on 1.0.0 and pushes as before; a pull gives it no column 1.0.0 lacks.
         _ = try SQLiteShell.run(p.hubDB, "UPDATE member SET education = 'phd', note = 'n' WHERE id = 'u-b-m1';")
-        let pullBody = Array(#"{"max_bytes":65536,"standard_version":"1.0.0","pending_rows":0,"clock_ms":0}"#.utf8)
-        let pulled = try p.signedPost("u-b", path: "/v1/pull", body: pullBody, contentType: "application/json")
+        let pulled = try p.exchange("u-b")
         #expect(pulled.status == 200)
+        let cells = pulled.pulled?.tables.flatMap { $0.rows.flatMap(\.cells) }.map(\.column) ?? []
+        #expect(cells.contains("note") && !cells.contains("education"), "a 1.0.0 node receives no 1.1.0 column: \(cells)")
         let nodes = try p.ferry(["hub", "nodes", "--dir", p.hubDir])
         #expect(nodes.stdout.contains("1.1.0") && nodes.stdout.contains("1.0.0"), "the supervisor sees who has not migrated: \(nodes.stdout)")
     }
@@ -105,8 +106,9 @@ struct StandardVersionTests {
         let cs = Changeset(
             origin: NodeID(unchecked: id.nodeID), standardVersion: StandardVersion(1, 0, 0),
             batch: BatchPosition(sequence: 1, through: 1, isFinal: true), tables: [TableChanges(name: "member", rows: [good, bad])])
-        let r = try p.signedPost("u-a", path: "/v1/push", body: ChangesetCodec.encode(cs))
-        #expect(r.status == 200 && r.body.contains("\"quarantined\":1"))
+        let r = try p.exchange("u-a", pushing: ChangesetCodec.encode(cs))
+        #expect(r.status == 200 && r.answer?.pushed?.quarantined == 1)
+        #expect(r.answer?.held.map(\.row.key) == [[.text("bad1")]], "the node is told which row is held, and why")
         #expect(try p.query(p.hubDB, "SELECT id FROM member;") == [["ok1"]])
         let q = try p.ferry(["hub", "quarantine", "--dir", p.hubDir])
         #expect(q.stdout.contains("bad1") && q.stdout.contains("'expelled'") && q.stdout.contains("allowed values"))
