@@ -99,8 +99,8 @@ struct HubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub", abstract: "Run and administer a supervisor's hub.",
         subcommands: [
-            Serve.self, UnitCommand.self, Token.self, Nodes.self, NodeAdmin.self, Counts.self, HubConflicts.self, Quarantine.self, Publish.self,
-            Admin.self, Sample.self,
+            Init.self, Serve.self, UnitCommand.self, Token.self, Nodes.self, NodeAdmin.self, Counts.self, HubConflicts.self, Quarantine.self,
+            Publish.self, Admin.self, Sample.self,
         ])
 
     struct Publish: AsyncParsableCommand {
@@ -110,6 +110,7 @@ struct HubCommand: AsyncParsableCommand {
         @Option(name: .long, help: "The hub's data directory.") var dir = "ferry-hub"
         @Argument(help: "The new standard file (TOML).") var file: String
         func run() throws {
+            try Hub.requireExisting(dir)
             let text = try String(contentsOfFile: file, encoding: .utf8)
             let (old, new) = try Hub.publish(directory: dir, text: text)
             print("published standard \(new) (was \(old)); the hub's database is migrated. Restart the hub to serve it (systemctl restart ferry-hub); ferry hub nodes shows which nodes have moved.")
@@ -130,18 +131,30 @@ struct HubCommand: AsyncParsableCommand {
 
     struct Dir: ParsableArguments {
         @Option(name: .long, help: "The hub's data directory.") var dir = "ferry-hub"
-        @Option(name: .long, help: "The standard file to publish when the hub is created (default: the built-in party-building standard).")
-        var standard: String?
 
-        func open() throws -> Hub {
+        /// The hub in `dir`; fails, creating nothing, when the folder holds none.
+        func open() throws -> Hub { try Hub.open(existing: dir) }
+    }
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a new hub in a new or empty folder: its signing key, the standard it publishes and empty databases.")
+        @OptionGroup var dir: Dir
+        @Option(name: .long, help: "The standard file to publish (default: the built-in party-building standard).") var standard: String?
+
+        func run() throws {
             let text = try standard.map { try String(contentsOfFile: $0, encoding: .utf8) }
-            return try Hub(directory: dir, standard: text)
+            let hub = try Hub.create(directory: dir.dir, standard: text)
+            print("created a hub in \(dir.dir) publishing standard \(hub.store.standard.name) \(hub.store.standard.version)")
+            print("next: ferry hub unit add --dir \(dir.dir) …; ferry hub serve --dir \(dir.dir)")
         }
     }
 
     struct Serve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Serve the hub over HTTP.")
+        static let configuration = CommandConfiguration(abstract: "Serve the hub over HTTP; on the first start, creates the hub in a new or empty folder.")
         @OptionGroup var dir: Dir
+        @Option(name: .long, help: "The standard file to publish when the hub is created (default: the built-in party-building standard).")
+        var standard: String?
         @Option(name: .long, help: "Address to listen on, host:port (port 0 picks a free one).") var listen = "127.0.0.1:7700"
         @Option(name: .long, help: "Sync requests served at once; more get 503 + Retry-After.") var maxSessions = 32
         @Option(name: .long, help: "Seconds a request waits for a database locked by another process before a retryable 503.")
@@ -157,7 +170,7 @@ struct HubCommand: AsyncParsableCommand {
             settings.maxConcurrentSessions = maxSessions
             settings.busyTimeoutSeconds = busyTimeout
             var directory = dir.dir
-            var standardPath = dir.standard
+            var standardPath = standard
             var metricsListen = metrics
             var level = Logger.Level.info
             if let config {
@@ -178,7 +191,7 @@ struct HubCommand: AsyncParsableCommand {
             let parts = listen.split(separator: ":")
             guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700") }
             let text = try standardPath.map { try String(contentsOfFile: $0, encoding: .utf8) }
-            let hub = try Hub(directory: directory, standard: text, settings: settings)
+            let hub = try Hub.openOrCreate(directory: directory, standard: text, settings: settings)
             let server = try HubServer(hub: hub, host: String(parts[0]), port: port)
             let notifier = SystemdNotifier()
             let app = server.application { bound in
@@ -285,7 +298,8 @@ struct HubCommand: AsyncParsableCommand {
     struct HubConflicts: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "conflicts", abstract: "List conflicts kept at the hub.")
         @OptionGroup var dir: Dir
-        func run() throws { printConflicts(try dir.open().store, Language()) }
+        @OptionGroup var language: Language
+        func run() throws { printConflicts(try dir.open().store, language) }
     }
 }
 
