@@ -40,6 +40,7 @@ let package = Package(
             dependencies: [
                 "FerryCore", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Keys, signatures and token digests (swift-crypto).

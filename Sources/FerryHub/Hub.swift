@@ -64,7 +64,7 @@ public final class Hub: Sendable {
         settings: HubSettings = HubSettings(), clock: any WallClock = SystemClock(), logger: Logger = Logger(label: "ferry.hub")
     ) throws {
         let fm = FileManager.default
-        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FilePermissions.ensurePrivateDirectory(directory, logger: logger)
         let standardPath = "\(directory)/standard.toml"
         if !fm.fileExists(atPath: standardPath) {
             try (standard ?? StandardFile.builtInText()).write(toFile: standardPath, atomically: true, encoding: .utf8)
@@ -73,9 +73,9 @@ public final class Hub: Sendable {
         let parsed = try StandardFile.parse(text, file: standardPath)
         let keyPath = "\(directory)/hub.key"
         if !fm.fileExists(atPath: keyPath) {
-            guard fm.createFile(atPath: keyPath, contents: Data(SigningKey().base64.utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw HubError.invalid("cannot write the hub's key to \(keyPath); check the directory's permissions")
-            }
+            try FilePermissions.writePrivateFile(Data(SigningKey().base64.utf8), to: keyPath)
+        } else {
+            FilePermissions.tighten(keyPath, logger: logger)
         }
         key = try SigningKey(base64: String(contentsOfFile: keyPath, encoding: .utf8))
         self.directory = directory

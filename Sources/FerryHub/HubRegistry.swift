@@ -1,4 +1,5 @@
 import FerryCore
+import FerryStore
 import Foundation
 import FerryWire
 import GRDB
@@ -44,7 +45,10 @@ public struct NodeRecord: Sendable, Equatable {
 public final class HubRegistry: Sendable {
     let pool: DatabasePool
 
+    /// Opens (or creates) the registry at `path`, a private file (see `FilePermissions`):
+    /// it holds password hashes and node keys.
     public init(path: String) throws {
+        try FilePermissions.preparePrivateFile(path)
         var config = Configuration()
         config.busyMode = .timeout(30)
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }

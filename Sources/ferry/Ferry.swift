@@ -371,7 +371,7 @@ struct NodeCommand: AsyncParsableCommand {
         func run() throws {
             let fm = FileManager.default
             if fm.fileExists(atPath: NodeIdentity.path(in: dir.dir)) { throw Failure(description: "\(NodeError.alreadyEnrolled(dir.dir))") }
-            try fm.createDirectory(atPath: dir.dir, withIntermediateDirectories: true)
+            try FilePermissions.ensurePrivateDirectory(dir.dir)
             // The key is kept from the first try, so a retry after a lost answer on a bad link
             // presents the same key and the hub recognises it instead of refusing the used token.
             let pendingKey = "\(dir.dir)/enrol.key"
@@ -380,9 +380,7 @@ struct NodeCommand: AsyncParsableCommand {
                 key = try SigningKey(base64: saved)
             } else {
                 key = SigningKey()
-                guard fm.createFile(atPath: pendingKey, contents: Data(key.base64.utf8), attributes: [.posixPermissions: 0o600]) else {
-                    throw Failure(description: "cannot write \(pendingKey); check the directory's permissions")
-                }
+                try FilePermissions.writePrivateFile(Data(key.base64.utf8), to: pendingKey)
             }
             let host = ProcessInfo.processInfo.hostName
             let answer: EnrolResponse
