@@ -91,6 +91,45 @@ public enum ReportFormat {
         return out
     }
 
+    /// Text written by a unit or a node (values, keys, host names, reasons), made safe to
+    /// print on a supervisor's or clerk's terminal: every C0 control character (newline and
+    /// tab included, so a value cannot forge lines or columns), DEL, every C1 control
+    /// character (U+0080–U+009F, among them the one-byte CSI) and the bidirectional
+    /// overrides and isolates (which reorder what the eye sees) are shown as inert escapes
+    /// — `\n`, `\t`, `\r`, `\x1b`, `\u{202E}` — so an escape sequence such as `ESC ]52;…`
+    /// (write the clipboard) or `ESC [2J` (clear the screen) prints as visible text instead
+    /// of acting. Everything else, Chinese included, is unchanged.
+    ///
+    ///     ReportFormat.terminal("王\u{1B}[2J芳")   // "王\x1b[2J芳"
+    public static func terminal(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: isUnsafeOnTerminal) else { return s }
+        var out = ""
+        out.reserveCapacity(s.utf8.count + 8)
+        for u in s.unicodeScalars {
+            guard isUnsafeOnTerminal(u) else {
+                out.unicodeScalars.append(u)
+                continue
+            }
+            switch u {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                let hex = String(u.value, radix: 16)
+                out += u.value < 0x100 ? "\\x" + (hex.count < 2 ? "0" + hex : hex) : "\\u{\(hex.uppercased())}"
+            }
+        }
+        return out
+    }
+
+    static func isUnsafeOnTerminal(_ u: Unicode.Scalar) -> Bool {
+        switch u.value {
+        case 0x00...0x1F, 0x7F...0x9F: return true  // C0, DEL, C1
+        case 0x202A...0x202E, 0x2066...0x2069: return true  // bidirectional embeddings, overrides, isolates
+        default: return false
+        }
+    }
+
     /// A CSV document: UTF-8 with a byte-order mark (so spreadsheet programs read Chinese
     /// correctly), RFC 4180 quoting, CRLF line ends.
     public static func csv(_ header: [String], _ rows: [[String]]) -> [UInt8] {
@@ -165,10 +204,11 @@ public enum ReportTables {
         )
     }
 
-    /// Columns padded to their widest cell (counting CJK characters as two), for terminals.
+    /// Columns padded to their widest cell (counting CJK characters as two), for terminals;
+    /// every cell passes through `ReportFormat.terminal`.
     public static func aligned(_ header: [String], _ rows: [[String]]) -> String {
         func width(_ s: String) -> Int { s.unicodeScalars.reduce(0) { $0 + ($1.value >= 0x1100 && $1.properties.isIdeographic || (0xFF00...0xFFEF).contains($1.value) || (0x3000...0x303F).contains($1.value) ? 2 : 1) } }
-        let all = [header] + rows
+        let all = ([header] + rows).map { $0.map(ReportFormat.terminal) }
         var widths = Array(repeating: 0, count: header.count)
         for r in all { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], width(c)) } }
         return all.enumerated().map { n, r in

@@ -124,7 +124,8 @@ struct HubCommand: AsyncParsableCommand {
             let list = try dir.open().store.quarantine()
             if list.isEmpty { print("nothing quarantined") }
             for q in list {
-                print("#\(q.id) \(q.status) \(q.table)(\(q.key.map(\.description).joined(separator: ","))) unit \(q.scope ?? "-") from \(q.origin): \(q.column) = \(q.value) — \(q.reason)")
+                print(ReportFormat.terminal(
+                    "#\(q.id) \(q.status) \(q.table)(\(q.key.map(\.description).joined(separator: ","))) unit \(q.scope ?? "-") from \(q.origin): \(q.column) = \(q.value) — \(q.reason)"))
             }
         }
     }
@@ -240,7 +241,7 @@ struct HubCommand: AsyncParsableCommand {
             @OptionGroup var dir: Dir
             func run() throws {
                 for u in try dir.open().registry.units() {
-                    print([u.id, u.level.rawValue, u.parentID ?? "-", u.industry ?? "-", u.name].joined(separator: "\t"))
+                    print([u.id, u.level.rawValue, u.parentID ?? "-", u.industry ?? "-", u.name].map(ReportFormat.terminal).joined(separator: "\t"))
                 }
             }
         }
@@ -259,11 +260,15 @@ struct HubCommand: AsyncParsableCommand {
         func run() throws {
             let hub = try dir.open()
             let now = hub.now()
-            print("node\tunit\tlast sync\tpending\tclock skew\tstandard\tstate")
+            print("node\tunit\tlast sync\tpending\tclock skew\tstandard\tstate\thost")
             for n in try hub.registry.nodes() {
                 let age = n.lastSyncAt.map { "\((now - min(now, $0)) / 1000) s ago" } ?? "never"
                 let skew = n.clockSkewMillis.map { "\($0 / 1000) s" } ?? "-"
-                print("\(n.id)\t\(n.unitID)\t\(age)\t\(n.pendingRows.map(String.init) ?? "-")\t\(skew)\t\(n.standardVersion ?? "-")\t\(n.revokedAt == nil ? "active" : "revoked")")
+                let fields = [
+                    n.id.rawValue, n.unitID, age, n.pendingRows.map(String.init) ?? "-", skew, n.standardVersion ?? "-",
+                    n.revokedAt == nil ? "active" : "revoked", n.hostname,
+                ]
+                print(fields.map(ReportFormat.terminal).joined(separator: "\t"))
             }
         }
     }
@@ -290,7 +295,7 @@ struct HubCommand: AsyncParsableCommand {
             let counts = try hub.store.rowCountsByScope()
             print((["unit"] + tables.map(\.name)).joined(separator: "\t"))
             for unit in counts.keys.sorted() {
-                print(([unit] + tables.map { String(counts[unit]?[$0.name] ?? 0) }).joined(separator: "\t"))
+                print(([ReportFormat.terminal(unit)] + tables.map { String(counts[unit]?[$0.name] ?? 0) }).joined(separator: "\t"))
             }
         }
     }
@@ -627,7 +632,8 @@ func printConflicts(_ store: ReplicaStore, _ language: Language) {
     if list.isEmpty { print(language.say("没有冲突记录", "no conflicts")) }
     for c in list {
         let key = c.key.map(\.description).joined(separator: ",")
-        print("#\(c.id) \(c.status.rawValue) \(c.table)(\(key)).\(c.column): \(language.say("被覆盖的值", "lost value")) \(c.lostValue) \(language.say("来自", "from")) \(c.lostOrigin); \(language.say("保留", "kept")) \(c.winnerOrigin.map(\.rawValue) ?? "-") [\(c.kind.rawValue), \(c.policy.rawValue)]")
+        // Values, keys and origins were written at a unit: never let them drive the terminal.
+        print(ReportFormat.terminal("#\(c.id) \(c.status.rawValue) \(c.table)(\(key)).\(c.column): \(language.say("被覆盖的值", "lost value")) \(c.lostValue) \(language.say("来自", "from")) \(c.lostOrigin); \(language.say("保留", "kept")) \(c.winnerOrigin.map(\.rawValue) ?? "-") [\(c.kind.rawValue), \(c.policy.rawValue)]"))
     }
 }
 

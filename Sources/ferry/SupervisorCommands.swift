@@ -53,7 +53,7 @@ struct Report: AsyncParsableCommand {
         if csv {
             FileHandle.standardOutput.write(Data(ReportFormat.csv(table.header, table.rows)))
         } else {
-            if !heading.isEmpty { print(heading + "\n") }
+            if !heading.isEmpty { print(ReportFormat.terminal(heading) + "\n") }
             print(ReportTables.aligned(table.header, table.rows))
         }
     }

@@ -1,3 +1,4 @@
+import FerryHubServer
 import FerryTestSupport
 import Foundation
 import Testing
@@ -12,6 +13,12 @@ struct HubCommandTests {
     /// Runs `ferry` from `folder`, as a supervisor typing in a shell there.
     func ferry(in folder: String, _ args: [String]) throws -> CommandResult {
         try runCommand("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", folder, FerryBinary.path] + args)
+    }
+
+    /// The characters a terminal would act on: C0 controls (but the line feeds and column tabs
+    /// the listing itself prints), DEL, C1.
+    static func terminalControls(_ s: String) -> [String] {
+        s.unicodeScalars.filter { ($0.value < 0x20 && $0 != "\n" && $0 != "\t") || (0x7F...0x9F).contains($0.value) }.map { String(format: "U+%04X", $0.value) }
     }
 
     @Test("ferry hub conflicts prints 'no conflicts' on a hub without any, and lists a merge's losing value, in either language")
@@ -31,6 +38,39 @@ struct HubCommandTests {
         #expect(listed.stdout.contains("member('m1').name: lost value") && listed.stdout.contains("from \(fixture.nodeID)"), "\(listed.stdout)")
         let zh = try ferry(["hub", "conflicts", "--dir", fixture.hubDir, "--lang", "zh"])
         #expect(zh.status == 0 && zh.stdout.contains("被覆盖的值"), "\(zh.stdout) \(zh.stderr)")
+    }
+
+    @Test("no listing of unit- or node-written text lets an escape sequence reach the terminal; each shows it as visible escapes")
+    func unitWrittenTextIsEscapedOnTheTerminal() throws {
+        let fixture = try UnitWrittenText()
+        defer { fixture.remove() }
+        let listings: [(String, [String], String)] = [
+            // (ferry hub conflicts shows the first 57 characters of a long value.)
+            ("hub conflicts", ["hub", "conflicts", "--dir", fixture.hubDir, "--lang", "en"], "\\x1b[2J\\x1b]52;c;ZXZ"),
+            ("hub quarantine", ["hub", "quarantine", "--dir", fixture.hubDir], "@SUM(1+1)\\x1b[31mretired"),
+            ("hub nodes", ["hub", "nodes", "--dir", fixture.hubDir], "box\\x1b]0;owned\\x07\\x1b[8m"),
+            ("report conflicts", ["report", "--dir", fixture.hubDir, "--view", "conflicts", "--lang", "en"], "\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07"),
+            ("report quarantine", ["report", "--dir", fixture.hubDir, "--view", "quarantine", "--lang", "en"], "@SUM(1+1)\\x1b[31mretired"),
+            ("conflicts (node)", ["conflicts", "--dir", fixture.nodeDir, "--lang", "en"], "-2+3\\x1b[1A\\x1b[2K"),
+        ]
+        for (name, args, visible) in listings {
+            let r = try ferry(args)
+            #expect(r.status == 0, "ferry \(name): \(r.stderr)")
+            #expect(Self.terminalControls(r.stdout).isEmpty, "ferry \(name) printed control characters \(Self.terminalControls(r.stdout)): \(r.stdout)")
+            #expect(r.stdout.contains(visible), "ferry \(name) does not show \(visible): \(r.stdout)")
+        }
+        // The host name is the node list's last column, and the line keeps its tab-separated shape.
+        let nodes = try ferry(["hub", "nodes", "--dir", fixture.hubDir]).stdout.split(separator: "\n")
+        #expect(nodes[0].hasSuffix("\thost") && nodes[1].split(separator: "\t").count == nodes[0].split(separator: "\t").count, "\(nodes)")
+    }
+
+    @Test("the terminal escaping keeps Chinese and ordinary punctuation and escapes C0, DEL, C1 and bidirectional overrides")
+    func terminalEscapingRule() {
+        #expect(ReportFormat.terminal("县人民医院 · 张伟（已核对）, 3/4") == "县人民医院 · 张伟（已核对）, 3/4")
+        #expect(ReportFormat.terminal("a\nb\tc\rd") == "a\\nb\\tc\\rd")
+        #expect(ReportFormat.terminal("\u{0}\u{7}\u{1B}[0m\u{7F}\u{85}\u{9B}") == "\\x00\\x07\\x1b[0m\\x7f\\x85\\x9b")
+        #expect(ReportFormat.terminal("abc\u{202E}fed\u{2066}") == "abc\\u{202E}fed\\u{2066}")
+        #expect(Self.terminalControls(ReportTables.aligned(["v"], [[UnitWrittenText.hostileName]])).isEmpty)
     }
 
     @Test("a hub command on a folder without a hub fails naming the folder and what to do, and creates nothing; only init, serve and sample create")
