@@ -131,15 +131,37 @@ public enum ReportFormat {
     }
 
     /// A CSV document: UTF-8 with a byte-order mark (so spreadsheet programs read Chinese
-    /// correctly), RFC 4180 quoting, CRLF line ends.
+    /// correctly), RFC 4180 quoting, CRLF line ends. Every cell passes through
+    /// `spreadsheetSafe`, so a unit-written value cannot become a live formula.
     public static func csv(_ header: [String], _ rows: [[String]]) -> [UInt8] {
-        func field(_ s: String) -> String {
+        func field(_ raw: String) -> String {
+            let s = spreadsheetSafe(raw)
             guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
             return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
         var text = ""
         for r in [header] + rows { text += r.map(field).joined(separator: ",") + "\r\n" }
         return [0xEF, 0xBB, 0xBF] + Array(text.utf8)
+    }
+
+    /// A CSV cell a spreadsheet shows as text (OWASP "CSV injection"): a cell starting with
+    /// `=`, `+`, `-`, `@`, a tab or a carriage return — which Excel, LibreOffice and WPS read
+    /// as the start of a formula such as `=HYPERLINK(…)` or `@SUM(…)` — gets a leading `'`.
+    /// A plain decimal number (`-3`, `-0.5`, the hub's own figures such as a negative clock
+    /// skew) is left as it is: it is read as that number and cannot be a formula.
+    ///
+    ///     ReportFormat.spreadsheetSafe("=HYPERLINK(\"http://x\")")   // "'=HYPERLINK(\"http://x\")"
+    public static func spreadsheetSafe(_ s: String) -> String {
+        guard let first = s.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) else { return s }
+        return isPlainNumber(s) ? s : "'" + s
+    }
+
+    /// `-12`, `-0.5`, `+3`: an optional sign, digits, at most one point with digits after it.
+    static func isPlainNumber(_ s: String) -> Bool {
+        var digits = Substring(s)
+        if digits.first == "-" || digits.first == "+" { digits = digits.dropFirst() }
+        let parts = digits.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        return !parts.isEmpty && parts.count <= 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }
     }
 }
 
