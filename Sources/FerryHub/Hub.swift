@@ -35,6 +35,9 @@ public struct HubSettings: Sendable {
     public var silentAfterDays = 7
     /// How long a supervisor's dashboard or API login lasts, seconds.
     public var adminSessionSeconds: UInt64 = 8 * 3600
+    /// The hub's own reverse proxies, whose `X-Forwarded-For` names the client; empty
+    /// (default): the connection's peer is the client.
+    public var trustedProxies: [IPAddressRange] = []
     public init() {}
 }
 

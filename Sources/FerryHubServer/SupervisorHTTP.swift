@@ -38,6 +38,8 @@ struct SupervisorHTTP: Sendable {
         var bearer: String?
         var cookie: String?
         var lang: ReportLanguage
+        /// The client's address (see `ClientAddress.resolve`).
+        var client: String?
     }
 
     static func fields(_ text: String) -> [String: String] {
@@ -48,7 +50,7 @@ struct SupervisorHTTP: Sendable {
         return out
     }
 
-    func input(_ request: Request) async -> Input {
+    func input(_ request: Request, _ context: HubRequestContext) async -> Input {
         var request = request
         let body = (try? await request.collectBody(upTo: 64 * 1024)).map { Array($0.readableBytesView) } ?? []
         let query = Self.fields(request.uri.query ?? "")
@@ -58,8 +60,12 @@ struct SupervisorHTTP: Sendable {
         let bearer = auth.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil }
         let cookie = request.cookies[Self.cookie]?.value
         let lang = ReportLanguage(query["lang"] ?? form["lang"] ?? request.cookies["ferry_lang"]?.value ?? "zh")
-        return Input(query: query, form: form, body: body, bearer: bearer, cookie: cookie, lang: lang)
+        let client = ClientAddress.resolve(
+            peer: context.peerAddress, forwardedFor: request.headers[values: Self.forwardedFor], trustedProxies: hub.settings.trustedProxies)
+        return Input(query: query, form: form, body: body, bearer: bearer, cookie: cookie, lang: lang, client: client)
     }
+
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
     static func securityHeaders(_ h: inout HTTPFields) {
         // Nothing is loaded from anywhere but the page itself; no scripts at all.
@@ -120,8 +126,8 @@ struct SupervisorHTTP: Sendable {
 
     // MARK: API
 
-    func api(_ route: HubRoute, _ request: Request) async -> Response {
-        let input = await input(request)
+    func api(_ route: HubRoute, _ request: Request, _ context: HubRequestContext) async -> Response {
+        let input = await input(request, context)
         let view = self.view
         let hub = self.hub
         let lifetime = hub.settings.adminSessionSeconds
@@ -141,7 +147,8 @@ struct SupervisorHTTP: Sendable {
                     do { body = try JSONDecoder().decode(Login.self, from: Data(input.body)) } catch {
                         throw WireError(.badRequest, "send JSON {\"name\": …, \"password\": …}")
                     }
-                    let (token, s) = try hub.registry.login(name: body.name, password: body.password, now: hub.now(), lifetimeSeconds: lifetime)
+                    let (token, s) = try hub.registry.login(
+                        name: body.name, password: body.password, client: input.client, now: hub.now(), lifetimeSeconds: lifetime)
                     return Self.json(Token(token: token, expiresAt: s.expiresAt, org: s.account.orgID))
                 } catch { return Self.failure(error) }
             }
@@ -218,8 +225,8 @@ struct SupervisorHTTP: Sendable {
 
     // MARK: Dashboard
 
-    func dashboard(_ route: DashboardRoute, _ request: Request) async -> Response {
-        let input = await input(request)
+    func dashboard(_ route: DashboardRoute, _ request: Request, _ context: HubRequestContext) async -> Response {
+        let input = await input(request, context)
         let view = self.view
         let hub = self.hub
         let l = input.lang
@@ -236,7 +243,7 @@ struct SupervisorHTTP: Sendable {
             if let ticket = input.query["ticket"] {
                 return await offload {
                     do throws(WireError) {
-                        let (token, _) = try hub.registry.redeem(ticket: ticket, now: hub.now(), lifetimeSeconds: lifetime)
+                        let (token, _) = try hub.registry.redeem(ticket: ticket, client: input.client, now: hub.now(), lifetimeSeconds: lifetime)
                         // Only pages of the dashboard itself: a link must not send anyone elsewhere.
                         let next = input.query["next"].flatMap { $0.hasPrefix("/dashboard") && !$0.contains("//") ? $0 : nil }
                         return withSession(Self.redirect(next ?? "/dashboard"), token: token)
@@ -248,7 +255,8 @@ struct SupervisorHTTP: Sendable {
             return await offload {
                 do throws(WireError) {
                     let (token, _) = try hub.registry.login(
-                        name: input.form["name"] ?? "", password: input.form["password"] ?? "", now: hub.now(), lifetimeSeconds: lifetime)
+                        name: input.form["name"] ?? "", password: input.form["password"] ?? "", client: input.client, now: hub.now(),
+                        lifetimeSeconds: lifetime)
                     return withSession(Self.redirect("/dashboard"), token: token)
                 } catch { return Self.html(DashboardPage.login(lang: l, error: l.t(error.messageZh, error.message)), status: .unauthorized) }
             }

@@ -161,15 +161,21 @@ struct HubCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Seconds a request waits for a database locked by another process before a retryable 503.")
         var busyTimeout: Double = 10
         @Option(name: .long, help: "Serve Prometheus metrics at http://host:port/metrics (off when unset).") var metrics: String?
+        @Option(name: .long, help: "The hub's reverse proxies, whose X-Forwarded-For names the client: addresses or CIDR ranges joined by commas.")
+        var trustedProxies = ""
 
         @Option(name: .long, help: "The hub's config file (TOML; see deploy/ferry-hub.toml.example). Its values replace the flags.")
         var config: String?
 
         func run() async throws {
+            guard let proxies = IPAddressRange.list(trustedProxies) else {
+                throw ValidationError("--trusted-proxies must list IP addresses or CIDR ranges joined by commas, e.g. 127.0.0.1,10.0.0.0/8")
+            }
             var listen = self.listen
             var settings = HubSettings()
             settings.maxConcurrentSessions = maxSessions
             settings.busyTimeoutSeconds = busyTimeout
+            settings.trustedProxies = proxies
             var directory = dir.dir
             var standardPath = standard
             var metricsListen = metrics
@@ -184,6 +190,7 @@ struct HubCommand: AsyncParsableCommand {
                 settings.tokenLifetimeSeconds = UInt64(c.tokenLifetimeDays) * 86_400
                 settings.silentAfterDays = c.silentAfterDays
                 settings.adminSessionSeconds = UInt64(c.adminSessionHours) * 3600
+                settings.trustedProxies = c.trustedProxyRanges
                 metricsListen = c.metrics.listen
                 level = Logger.Level(rawValue: c.log.level) ?? .info
             }
