@@ -79,10 +79,13 @@ extension HubRegistry {
     }
 
     /// Checks a password and opens a session; returns the session token (shown once).
-    /// `client` is the address the attempt came from, audited with it.
+    /// `client` is the address the attempt came from: failures are throttled per account
+    /// and per address (`LoginThrottle`, checked before the password is hashed) and audited
+    /// with it. Run it through `passwordChecks` when attempts can arrive concurrently.
     public func login(
         name: String, password: String, client: String? = nil, now: UInt64, lifetimeSeconds: UInt64
     ) throws(WireError) -> (token: String, session: AdminSession) {
+        try admitLogin(name: name, client: client, now: now)
         let row: Row?
         do { row = try pool.read { db in try Row.fetchOne(db, sql: "SELECT password_hash, org_id, created_at FROM admins WHERE name = ?", arguments: [name]) } } catch {
             throw WireError(.unavailable, "the hub's registry is busy: \(error)")
@@ -90,9 +93,11 @@ extension HubRegistry {
         // Hash even for an unknown name, so timing does not tell which names exist.
         let stored: String = row?[0] ?? "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
         guard PasswordHash.verify(password, against: stored), let row else {
+            noteLoginFailure(name: name, client: client, now: now)
             audit(node: nil, unit: nil, action: "login", outcome: "refused", detail: name, client: client, now: now)
             throw WireError(.unauthenticated, "wrong account name or password", zh: "用户名或密码错误")
         }
+        forgetLoginFailures(name: name)
         let account = AdminAccount(name: name, orgID: row[1], createdAt: UInt64(row[2] as Int64))
         do {
             let (token, session) = try openSession(account, now: now, lifetimeSeconds: lifetimeSeconds, oneTime: false)

@@ -44,11 +44,14 @@ public struct NodeRecord: Sendable, Equatable {
 /// The hub's own bookkeeping (org tree, tokens, nodes, nonces, audit) in `registry.db`.
 public final class HubRegistry: Sendable {
     let pool: DatabasePool
+    /// How failed supervisor logins slow down the next ones.
+    public let throttle: LoginThrottle
 
     /// Opens (or creates) the registry at `path`, a private file (see `FilePermissions`):
     /// it holds password hashes and node keys.
-    public init(path: String) throws {
+    public init(path: String, throttle: LoginThrottle = LoginThrottle()) throws {
         try FilePermissions.preparePrivateFile(path)
+        self.throttle = throttle
         var config = Configuration()
         config.busyMode = .timeout(30)
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
@@ -89,6 +92,7 @@ public final class HubRegistry: Sendable {
                     CREATE INDEX audit_from_clients ON audit (at) WHERE client IS NOT NULL;
                     """)
         }
+        Self.registerLoginThrottleMigration(&m)
         try m.migrate(pool)
     }
 

@@ -23,11 +23,14 @@ public enum DashboardRoute: String, CaseIterable, Sendable, NamedRoute {
 /// Serves the supervisor's view: the report API (JSON, or CSV with `format=csv`) and the
 /// dashboard. Supervisors authenticate with an account (`ferry hub admin add`): the API
 /// takes `Authorization: Bearer TOKEN` from `POST /v1/admin/login`, the dashboard a
-/// session cookie (HttpOnly, SameSite=Strict) and a CSRF token in every form.
+/// session cookie (HttpOnly, SameSite=Strict) and a CSRF token in every form. Failed logins are throttled per account and per client address
+/// (`LoginThrottle`: 429 with Retry-After), and at most two passwords are checked at once.
 struct SupervisorHTTP: Sendable {
     let view: SupervisorView
     var hub: Hub { view.hub }
     static let cookie = "ferry_session"
+    /// How long a login waits for one of the two password checks before `overloaded`.
+    static let passwordCheckWaitSeconds = 3.0
 
     // MARK: Plumbing
 
@@ -67,6 +70,26 @@ struct SupervisorHTTP: Sendable {
 
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
+    /// Logs `name` in from `client`: refused at once (429) while the throttle holds the
+    /// account or address back, before any password is hashed; then one of the process's
+    /// two password checks, waited for at most `passwordCheckWaitSeconds` (503 after).
+    func login(name: String, password: String, client: String?) async throws(WireError) -> (token: String, session: AdminSession) {
+        let hub = self.hub
+        let lifetime = hub.settings.adminSessionSeconds
+        try await offload { Result { () throws(WireError) in try hub.registry.admitLogin(name: name, client: client, now: hub.now()) } }.get()
+        guard await HubRegistry.passwordChecks.enter(waitingAtMost: Self.passwordCheckWaitSeconds) else {
+            throw WireError(
+                .overloaded, "the hub is checking other logins; try again in a few seconds", zh: "上级服务器正在处理其他登录，请几秒后再试", retryAfterSeconds: 5)
+        }
+        let result = await offload {
+            Result { () throws(WireError) in
+                try hub.registry.login(name: name, password: password, client: client, now: hub.now(), lifetimeSeconds: lifetime)
+            }
+        }
+        HubRegistry.passwordChecks.leave()
+        return try result.get()
+    }
+
     static func securityHeaders(_ h: inout HTTPFields) {
         // Nothing is loaded from anywhere but the page itself; no scripts at all.
         h[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
@@ -75,10 +98,11 @@ struct SupervisorHTTP: Sendable {
         h[.cacheControl] = "no-store"
     }
 
-    static func html(_ text: String, status: HTTPResponse.Status = .ok, lang: ReportLanguage? = nil) -> Response {
+    static func html(_ text: String, status: HTTPResponse.Status = .ok, lang: ReportLanguage? = nil, retryAfter: Int? = nil) -> Response {
         var h = HTTPFields()
         h[.contentType] = "text/html; charset=utf-8"
         securityHeaders(&h)
+        if let retryAfter { h[.retryAfter] = String(retryAfter) }
         var r = Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: text)))
         if let lang { r.setCookie(Cookie(name: "ferry_lang", value: lang.rawValue, maxAge: 365 * 86_400, path: "/", httpOnly: true, sameSite: .lax)) }
         return r
@@ -114,6 +138,7 @@ struct SupervisorHTTP: Sendable {
         h[.contentType] = WireMediaType.json
         securityHeaders(&h)
         if e.code == .unauthenticated { h[.wwwAuthenticate] = "Bearer realm=\"ferry-hub\"" }
+        if let seconds = e.retryAfterSeconds { h[.retryAfter] = String(seconds) }
         return Response(status: .init(code: e.httpStatus), headers: h, body: .init(byteBuffer: ByteBuffer(bytes: (try? JSONEncoder().encode(e)) ?? Data())))
     }
 
@@ -129,29 +154,24 @@ struct SupervisorHTTP: Sendable {
     func api(_ route: HubRoute, _ request: Request, _ context: HubRequestContext) async -> Response {
         let input = await input(request, context)
         let view = self.view
-        let hub = self.hub
-        let lifetime = hub.settings.adminSessionSeconds
         if route == .adminLogin {
-            return await offload {
-                struct Login: Decodable {
-                    var name: String
-                    var password: String
-                }
-                struct Token: Encodable {
-                    var token: String
-                    var expiresAt: UInt64
-                    var org: String
-                }
-                do throws(WireError) {
-                    let body: Login
-                    do { body = try JSONDecoder().decode(Login.self, from: Data(input.body)) } catch {
-                        throw WireError(.badRequest, "send JSON {\"name\": …, \"password\": …}")
-                    }
-                    let (token, s) = try hub.registry.login(
-                        name: body.name, password: body.password, client: input.client, now: hub.now(), lifetimeSeconds: lifetime)
-                    return Self.json(Token(token: token, expiresAt: s.expiresAt, org: s.account.orgID))
-                } catch { return Self.failure(error) }
+            struct Login: Decodable {
+                var name: String
+                var password: String
             }
+            struct Token: Encodable {
+                var token: String
+                var expiresAt: UInt64
+                var org: String
+            }
+            do throws(WireError) {
+                let body: Login
+                do { body = try JSONDecoder().decode(Login.self, from: Data(input.body)) } catch {
+                    throw WireError(.badRequest, "send JSON {\"name\": …, \"password\": …}")
+                }
+                let (token, s) = try await login(name: body.name, password: body.password, client: input.client)
+                return Self.json(Token(token: token, expiresAt: s.expiresAt, org: s.account.orgID))
+            } catch { return Self.failure(error) }
         }
         // GETs accept the dashboard's cookie (for CSV links); changes need the bearer token.
         guard let session = session(input, allowCookie: route.method == "GET") else {
@@ -252,13 +272,19 @@ struct SupervisorHTTP: Sendable {
             }
             return Self.html(DashboardPage.login(lang: l, error: nil), lang: input.query["lang"] == nil ? nil : l)
         case .login:
-            return await offload {
-                do throws(WireError) {
-                    let (token, _) = try hub.registry.login(
-                        name: input.form["name"] ?? "", password: input.form["password"] ?? "", client: input.client, now: hub.now(),
-                        lifetimeSeconds: lifetime)
-                    return withSession(Self.redirect("/dashboard"), token: token)
-                } catch { return Self.html(DashboardPage.login(lang: l, error: l.t(error.messageZh, error.message)), status: .unauthorized) }
+            do throws(WireError) {
+                let (token, _) = try await login(name: input.form["name"] ?? "", password: input.form["password"] ?? "", client: input.client)
+                return withSession(Self.redirect("/dashboard"), token: token)
+            } catch {
+                switch error.code {
+                case .rateLimited, .overloaded:
+                    // Whoever is locked out may not read the page's language: both, Chinese first.
+                    return Self.html(
+                        DashboardPage.login(lang: l, error: error.messageZh, alsoEnglish: error.message),
+                        status: .init(code: error.httpStatus), retryAfter: error.retryAfterSeconds)
+                default:
+                    return Self.html(DashboardPage.login(lang: l, error: l.t(error.messageZh, error.message)), status: .unauthorized)
+                }
             }
         case .logout:
             if let s = session(input, allowCookie: true), input.form["csrf"] == s.csrfToken, let t = input.cookie { hub.registry.logout(token: t) }
