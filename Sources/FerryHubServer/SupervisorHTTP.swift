@@ -23,14 +23,24 @@ public enum DashboardRoute: String, CaseIterable, Sendable, NamedRoute {
 /// Serves the supervisor's view: the report API (JSON, or CSV with `format=csv`) and the
 /// dashboard. Supervisors authenticate with an account (`ferry hub admin add`): the API
 /// takes `Authorization: Bearer TOKEN` from `POST /v1/admin/login`, the dashboard a
-/// session cookie (HttpOnly, SameSite=Strict) and a CSRF token in every form. Failed logins are throttled per account and per client address
+/// session cookie (HttpOnly, SameSite=Strict, and Secure over TLS) and a CSRF token in
+/// every form. Failed logins are throttled per account and per client address
 /// (`LoginThrottle`: 429 with Retry-After), and at most two passwords are checked at once.
 struct SupervisorHTTP: Sendable {
     let view: SupervisorView
     var hub: Hub { view.hub }
+    /// Whether the hub itself serves TLS: every cookie is then `Secure`. A request that
+    /// came through a TLS-terminating proxy (`X-Forwarded-Proto: https`) gets `Secure`
+    /// cookies either way.
+    let secureCookies: Bool
     static let cookie = "ferry_session"
     /// How long a login waits for one of the two password checks before `overloaded`.
     static let passwordCheckWaitSeconds = 3.0
+
+    init(view: SupervisorView, secureCookies: Bool = false) {
+        self.view = view
+        self.secureCookies = secureCookies
+    }
 
     // MARK: Plumbing
 
@@ -43,6 +53,8 @@ struct SupervisorHTTP: Sendable {
         var lang: ReportLanguage
         /// The client's address (see `ClientAddress.resolve`).
         var client: String?
+        /// Whether the browser reached the dashboard over TLS, so cookies must be `Secure`.
+        var secure: Bool
     }
 
     static func fields(_ text: String) -> [String: String] {
@@ -65,10 +77,24 @@ struct SupervisorHTTP: Sendable {
         let lang = ReportLanguage(query["lang"] ?? form["lang"] ?? request.cookies["ferry_lang"]?.value ?? "zh")
         let client = ClientAddress.resolve(
             peer: context.peerAddress, forwardedFor: request.headers[values: Self.forwardedFor], trustedProxies: hub.settings.trustedProxies)
-        return Input(query: query, form: form, body: body, bearer: bearer, cookie: cookie, lang: lang, client: client)
+        let secure = Self.cookiesSecure(hubServesTLS: secureCookies, forwardedProto: request.headers[Self.forwardedProto])
+        return Input(query: query, form: form, body: body, bearer: bearer, cookie: cookie, lang: lang, client: client, secure: secure)
+    }
+
+    /// Whether the browser reached the dashboard over TLS: the hub's own, or a proxy's that
+    /// says so with `X-Forwarded-Proto: https`. The header is believed from anyone: it can
+    /// only make a cookie stricter (a browser on plain HTTP then drops it, its own loss).
+    static func cookiesSecure(hubServesTLS: Bool, forwardedProto: String?) -> Bool {
+        hubServesTLS || forwardedProto?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces).lowercased() == "https"
     }
 
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+
+    /// A dashboard cookie: HttpOnly, Secure when the browser came over TLS.
+    static func dashboardCookie(_ name: String, _ value: String, maxAge: Int, sameSite: Cookie.SameSite, secure: Bool) -> Cookie {
+        Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: secure, httpOnly: true, sameSite: sameSite)
+    }
 
     /// Logs `name` in from `client`: refused at once (429) while the throttle holds the
     /// account or address back, before any password is hashed; then one of the process's
@@ -98,13 +124,13 @@ struct SupervisorHTTP: Sendable {
         h[.cacheControl] = "no-store"
     }
 
-    static func html(_ text: String, status: HTTPResponse.Status = .ok, lang: ReportLanguage? = nil, retryAfter: Int? = nil) -> Response {
+    static func html(_ text: String, status: HTTPResponse.Status = .ok, lang: ReportLanguage? = nil, secure: Bool = false, retryAfter: Int? = nil) -> Response {
         var h = HTTPFields()
         h[.contentType] = "text/html; charset=utf-8"
         securityHeaders(&h)
         if let retryAfter { h[.retryAfter] = String(retryAfter) }
         var r = Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: text)))
-        if let lang { r.setCookie(Cookie(name: "ferry_lang", value: lang.rawValue, maxAge: 365 * 86_400, path: "/", httpOnly: true, sameSite: .lax)) }
+        if let lang { r.setCookie(dashboardCookie("ferry_lang", lang.rawValue, maxAge: 365 * 86_400, sameSite: .lax, secure: secure)) }
         return r
     }
 
@@ -253,7 +279,7 @@ struct SupervisorHTTP: Sendable {
         let lifetime = hub.settings.adminSessionSeconds
         @Sendable func withSession(_ r: Response, token: String) -> Response {
             var r = r
-            r.setCookie(Cookie(name: Self.cookie, value: token, maxAge: Int(lifetime), path: "/", httpOnly: true, sameSite: .strict))
+            r.setCookie(Self.dashboardCookie(Self.cookie, token, maxAge: Int(lifetime), sameSite: .strict, secure: input.secure))
             return r
         }
         switch route {
@@ -270,7 +296,7 @@ struct SupervisorHTTP: Sendable {
                     } catch { return Self.html(DashboardPage.login(lang: l, error: l.t(error.messageZh, error.message)), status: .unauthorized) }
                 }
             }
-            return Self.html(DashboardPage.login(lang: l, error: nil), lang: input.query["lang"] == nil ? nil : l)
+            return Self.html(DashboardPage.login(lang: l, error: nil), lang: input.query["lang"] == nil ? nil : l, secure: input.secure)
         case .login:
             do throws(WireError) {
                 let (token, _) = try await login(name: input.form["name"] ?? "", password: input.form["password"] ?? "", client: input.client)
@@ -289,7 +315,7 @@ struct SupervisorHTTP: Sendable {
         case .logout:
             if let s = session(input, allowCookie: true), input.form["csrf"] == s.csrfToken, let t = input.cookie { hub.registry.logout(token: t) }
             var r = Self.redirect("/login")
-            r.setCookie(Cookie(name: Self.cookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
+            r.setCookie(Self.dashboardCookie(Self.cookie, "", maxAge: 0, sameSite: .strict, secure: input.secure))
             return r
         default: break
         }
@@ -307,7 +333,9 @@ struct SupervisorHTTP: Sendable {
                     let r = try view.report(org: org, root: root, at: at, industry: input.query["industry"].flatMap { $0.isEmpty ? nil : $0 })
                     var c = chrome
                     c.title = "\(r.org.name) · Ferry"
-                    return Self.html(DashboardPage.page(c, tree: tree, org: org, at: at, main: DashboardPage.indicators(r, chrome: c)), lang: input.query["lang"] == nil ? nil : l)
+                    return Self.html(
+                        DashboardPage.page(c, tree: tree, org: org, at: at, main: DashboardPage.indicators(r, chrome: c)),
+                        lang: input.query["lang"] == nil ? nil : l, secure: input.secure)
                 case .units:
                     let f = try view.freshness(org: org, root: root)
                     let (node, path) = Self.place(org, root, tree)

@@ -1,3 +1,4 @@
+@testable import FerryHubServer
 import FerryTestSupport
 import Foundation
 import Testing
@@ -184,5 +185,40 @@ struct SupervisorHTTPTests {
         #expect(answers.filter { $0[0] != "401" }.allSatisfy { $0.count == 2 && Int($0[1]) != nil }, "every refusal says when to return: \(answers)")
         let rows = try served.registry("SELECT outcome, attempts FROM audit WHERE action = 'login' ORDER BY id")
         #expect(rows.count <= 2, "the 64 attempts fold into a row per outcome: \(rows)")
+    }
+
+    @Test("the session and language cookies are Secure when the dashboard is reached over TLS through a proxy, and not over plain HTTP")
+    func cookiesAreSecureOverTLS() throws {
+        let dir = try TemporaryDirectory("ferry-cookies")
+        defer { dir.remove() }
+        let served = try ServedHub.fresh(dir)
+        defer { served.stop() }
+        let plain = try served.formLogin("analyst", ServedHub.password)
+        #expect(plain.status == 303)
+        let plainSession = try #require(plain.setCookies.first { $0.contains("ferry_session=") })
+        #expect(!plainSession.contains("Secure") && plainSession.contains("HttpOnly") && plainSession.contains("SameSite=Strict"), "\(plainSession)")
+
+        let viaTLS = try served.formLogin("analyst", ServedHub.password, headers: ["X-Forwarded-Proto: https"])
+        #expect(viaTLS.status == 303)
+        let session = try #require(viaTLS.setCookies.first { $0.contains("ferry_session=") })
+        #expect(session.contains("; Secure") && session.contains("HttpOnly") && session.contains("SameSite=Strict"), "\(session)")
+        let lang = try served.curl(["-i", "-H", "X-Forwarded-Proto: https"], "/login?lang=en")
+        let langCookie = try #require(ServedHub.setCookies(lang.stdout).first { $0.contains("ferry_lang=") })
+        #expect(langCookie.contains("; Secure"), "\(langCookie)")
+        // Logging out clears the cookie with the same attributes.
+        let token = String(session.split(separator: "=", maxSplits: 1)[1].prefix { $0 != ";" })
+        let logout = try served.curl(["-i", "-H", "X-Forwarded-Proto: https", "-b", "ferry_session=\(token)", "-d", "csrf="], "/logout")
+        let cleared = try #require(ServedHub.setCookies(logout.stdout).first { $0.contains("ferry_session=") })
+        #expect(cleared.contains("; Secure") && cleared.contains("Max-Age=0"), "\(cleared)")
+    }
+
+    @Test("cookies are Secure whenever the hub serves TLS itself, whatever the headers, and behind a proxy that says https")
+    func secureCookieRule() {
+        #expect(SupervisorHTTP.cookiesSecure(hubServesTLS: true, forwardedProto: nil))
+        #expect(SupervisorHTTP.cookiesSecure(hubServesTLS: true, forwardedProto: "http"))
+        #expect(SupervisorHTTP.cookiesSecure(hubServesTLS: false, forwardedProto: "HTTPS"))
+        #expect(SupervisorHTTP.cookiesSecure(hubServesTLS: false, forwardedProto: "https, http"), "the first proxy's word counts")
+        #expect(!SupervisorHTTP.cookiesSecure(hubServesTLS: false, forwardedProto: nil))
+        #expect(!SupervisorHTTP.cookiesSecure(hubServesTLS: false, forwardedProto: "http"))
     }
 }
