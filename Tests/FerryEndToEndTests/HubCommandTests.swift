@@ -83,7 +83,8 @@ struct HubCommandTests {
             ["hub", "quarantine", "--dir", missing], ["hub", "unit", "list", "--dir", missing],
             ["hub", "unit", "add", "--dir", missing, "--id", "p", "--name", "省", "--level", "province"],
             ["hub", "token", "--dir", missing, "--unit", "u"], ["hub", "node", "revoke", "--dir", missing, "u-n1"],
-            ["hub", "admin", "list", "--dir", missing], ["hub", "admin", "add", "--dir", missing, "--name", "a"], ["hub", "admin", "link", "--dir", missing, "--name", "a"],
+            ["hub", "admin", "list", "--dir", missing], ["hub", "admin", "add", "--dir", missing, "--name", "a"],
+            ["hub", "admin", "link", "--dir", missing, "--name", "a"],
             ["hub", "publish", "--dir", missing, Repository.path("Tests/Fixtures/test-standard.toml")],
             ["report", "--dir", missing],
         ]
