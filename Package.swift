@@ -40,6 +40,7 @@ let package = Package(
             dependencies: [
                 "FerryCore", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Keys, signatures and token digests (swift-crypto).
@@ -92,7 +93,7 @@ let package = Package(
             dependencies: [.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         // The node's and the hub's config files: defaults, loading, validation, example files.
-        .target(name: "FerryConfig", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "FerryConfig", dependencies: ["FerryWire", .product(name: "TOMLKit", package: "TOMLKit")]),
         // A seeded sample province (org tree, reference data, years of unit records) as SQL
         // statements, for the demo, end-to-end tests and benchmarks. Pure: opens no database.
         .target(name: "FerrySample", dependencies: ["FerryCore"]),

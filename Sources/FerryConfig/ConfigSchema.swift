@@ -1,3 +1,4 @@
+import FerryWire
 import Foundation
 import TOMLKit
 
@@ -16,6 +17,8 @@ enum ConfigRule {
     case pinnedPublicKey
     /// `[scheme://][user:password@]host[:port]`, or "".
     case proxy
+    /// IP addresses or CIDR ranges joined by commas, or "" for none.
+    case addressList
 
     var typeDescription: String {
         switch self {
@@ -27,6 +30,7 @@ enum ConfigRule {
         case .hubURL: "string, an http:// or https:// URL, or \"\""
         case .pinnedPublicKey: "string, \"sha256//<base64>\" (several joined by \";\"), a key file's absolute path, or \"\""
         case .proxy: "string, \"[scheme://][user:password@]host[:port]\" or \"\""
+        case .addressList: "string, IP addresses or CIDR ranges joined by \",\" (e.g. \"127.0.0.1, 10.0.0.0/8\"), or \"\" for none"
         }
     }
 
@@ -58,6 +62,9 @@ enum ConfigRule {
         case .pinnedPublicKey where !value.isEmpty && !Self.isPinnedPublicKey(value):
             return "must be \"sha256//\" followed by the base64 SHA-256 of the hub's public key (several joined by \";\"), "
                 + "or the absolute path of a PEM/DER public key file \(found)"
+        case .addressList where IPAddressRange.list(value) == nil:
+            let bad = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.first { !$0.isEmpty && IPAddressRange($0) == nil } ?? value
+            return "must list IP addresses or CIDR ranges joined by \",\", e.g. \"127.0.0.1, 10.0.0.0/8\"; \(Self.quoted(bad)) is neither \(found)"
         case .proxy where !value.isEmpty && !Self.isProxy(value):
             return "must be a proxy such as \"http://10.0.0.1:3128\" or \"socks5h://10.0.0.1:1080\" "
                 + "(schemes: \(Self.proxySchemes.joined(separator: ", "))) \(found)"

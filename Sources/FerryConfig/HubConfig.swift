@@ -1,3 +1,5 @@
+import FerryWire
+
 /// A supervisor's hub configuration (`/etc/ferry/hub.toml`).
 ///
 /// The defaults below are the only place defaults live; `renderExample()` documents them
@@ -23,6 +25,9 @@ public struct HubConfig: Sendable, Equatable {
     public var silentAfterDays = 7
     /// How long a supervisor's dashboard or API login lasts, hours (default 8).
     public var adminSessionHours = 8
+    /// The hub's own reverse proxies, whose X-Forwarded-For names the client: IP addresses
+    /// or CIDR ranges joined by commas (default "": none).
+    public var trustedProxies = ""
     public var log = LogConfig()
     public var metrics = MetricsConfig()
 
@@ -33,6 +38,9 @@ public struct HubConfig: Sendable, Equatable {
 
     /// `listen` parsed; nil only if `listen` is invalid, which `validate()` rejects.
     public var listenAddress: ListenAddress? { ListenAddress(listen) }
+
+    /// `trusted_proxies` parsed; empty only if it is "" (or invalid, which `validate()` rejects).
+    public var trustedProxyRanges: [IPAddressRange] { IPAddressRange.list(trustedProxies) ?? [] }
 
     /// Reads, type-checks and validates a config file; keys it leaves out keep their defaults.
     ///
@@ -122,6 +130,17 @@ public struct HubConfig: Sendable, Equatable {
                 ConfigKey(
                     "admin_session_hours", .integer(\.adminSessionHours), .integerAtLeast(1),
                     "How long a supervisor's dashboard or report-API login lasts before logging in again, hours."),
+                ConfigKey(
+                    "trusted_proxies", .string(\.trustedProxies), .addressList,
+                    """
+                    The hub's own reverse proxies (the TLS-terminating nginx or Caddy in front of it). \
+                    A request from one of them is taken to come from the client its \
+                    X-Forwarded-For header names, for the login throttle (failed logins are \
+                    counted per client address) and the audit log; from anyone else the header \
+                    is ignored, since a client can write anything there. With a proxy in front \
+                    and this left "", every supervisor shares the proxy's address, and five \
+                    failed logins from anyone hold back everyone's. Example: "127.0.0.1, ::1".
+                    """),
                 ConfigKey(
                     "log.level", .string(\.log.level), .oneOf(LogConfig.levels),
                     "The least severe level written."),

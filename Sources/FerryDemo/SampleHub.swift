@@ -26,11 +26,9 @@ public enum SampleHub {
     public static func build(
         directory: String, shape: ProvinceShape, silentEvery: Int = 12, now: UInt64, progress: (String) -> Void = { _ in }
     ) throws -> Summary {
-        let hub = try Hub(directory: directory)
+        // A new or empty folder only: a sample must not land in a supervisor's real hub.
+        let hub = try Hub.create(directory: directory)
         defer { try? hub.store.close() }
-        guard try hub.registry.units().isEmpty else {
-            throw HubError.invalid("\(directory) already holds a hub with an org tree; give a new directory for the sample")
-        }
         let province = SampleProvince(shape: shape)
         for o in province.orgUnits {
             try hub.registry.addUnit(

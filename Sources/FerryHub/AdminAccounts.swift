@@ -79,7 +79,13 @@ extension HubRegistry {
     }
 
     /// Checks a password and opens a session; returns the session token (shown once).
-    public func login(name: String, password: String, now: UInt64, lifetimeSeconds: UInt64) throws(WireError) -> (token: String, session: AdminSession) {
+    /// `client` is the address the attempt came from: failures are throttled per account
+    /// and per address (`LoginThrottle`, checked before the password is hashed) and audited
+    /// with it. Run it through `passwordChecks` when attempts can arrive concurrently.
+    public func login(
+        name: String, password: String, client: String? = nil, now: UInt64, lifetimeSeconds: UInt64
+    ) throws(WireError) -> (token: String, session: AdminSession) {
+        try admitLogin(name: name, client: client, now: now)
         let row: Row?
         do { row = try pool.read { db in try Row.fetchOne(db, sql: "SELECT password_hash, org_id, created_at FROM admins WHERE name = ?", arguments: [name]) } } catch {
             throw WireError(.unavailable, "the hub's registry is busy: \(error)")
@@ -87,13 +93,15 @@ extension HubRegistry {
         // Hash even for an unknown name, so timing does not tell which names exist.
         let stored: String = row?[0] ?? "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
         guard PasswordHash.verify(password, against: stored), let row else {
-            audit(node: nil, unit: nil, action: "login", outcome: "refused", detail: name, now: now)
+            noteLoginFailure(name: name, client: client, now: now)
+            audit(node: nil, unit: nil, action: "login", outcome: "refused", detail: name, client: client, now: now)
             throw WireError(.unauthenticated, "wrong account name or password", zh: "用户名或密码错误")
         }
+        forgetLoginFailures(name: name)
         let account = AdminAccount(name: name, orgID: row[1], createdAt: UInt64(row[2] as Int64))
         do {
             let (token, session) = try openSession(account, now: now, lifetimeSeconds: lifetimeSeconds, oneTime: false)
-            audit(node: nil, unit: nil, action: "login", outcome: "ok", detail: name, now: now)
+            audit(node: nil, unit: nil, action: "login", outcome: "ok", detail: name, client: client, now: now)
             return (token, session)
         } catch { throw WireError(.unavailable, "the hub's registry is busy: \(error)") }
     }
@@ -137,8 +145,9 @@ extension HubRegistry {
         }
     }
 
-    /// Exchanges a one-time ticket for a normal session (the ticket is spent either way).
-    public func redeem(ticket: String, now: UInt64, lifetimeSeconds: UInt64) throws(WireError) -> (token: String, session: AdminSession) {
+    /// Exchanges a one-time ticket for a normal session (the ticket is spent either way);
+    /// `client` is audited with it.
+    public func redeem(ticket: String, client: String? = nil, now: UInt64, lifetimeSeconds: UInt64) throws(WireError) -> (token: String, session: AdminSession) {
         let digest = Trust.sha256Hex(Array(ticket.utf8))
         let account: AdminAccount?
         do {
@@ -155,11 +164,12 @@ extension HubRegistry {
             }
         } catch { throw WireError(.unavailable, "the hub's registry is busy: \(error)") }
         guard let account else {
+            audit(node: nil, unit: nil, action: "login", outcome: "bad_link", client: client, now: now)
             throw WireError(.unauthenticated, "this login link is unknown, used or expired; ask for a new one (ferry hub admin link)", zh: "登录链接无效、已使用或已过期")
         }
         do {
             let opened = try openSession(account, now: now, lifetimeSeconds: lifetimeSeconds, oneTime: false)
-            audit(node: nil, unit: nil, action: "login", outcome: "ok", detail: "\(account.name) (link)", now: now)
+            audit(node: nil, unit: nil, action: "login", outcome: "ok", detail: "\(account.name) (link)", client: client, now: now)
             return opened
         } catch { throw WireError(.unavailable, "the hub's registry is busy: \(error)") }
     }

@@ -35,6 +35,9 @@ public struct HubSettings: Sendable {
     public var silentAfterDays = 7
     /// How long a supervisor's dashboard or API login lasts, seconds.
     public var adminSessionSeconds: UInt64 = 8 * 3600
+    /// The hub's own reverse proxies, whose `X-Forwarded-For` names the client; empty
+    /// (default): the connection's peer is the client.
+    public var trustedProxies: [IPAddressRange] = []
     public init() {}
 }
 
@@ -64,7 +67,7 @@ public final class Hub: Sendable {
         settings: HubSettings = HubSettings(), clock: any WallClock = SystemClock(), logger: Logger = Logger(label: "ferry.hub")
     ) throws {
         let fm = FileManager.default
-        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FilePermissions.ensurePrivateDirectory(directory, logger: logger)
         let standardPath = "\(directory)/standard.toml"
         if !fm.fileExists(atPath: standardPath) {
             try (standard ?? StandardFile.builtInText()).write(toFile: standardPath, atomically: true, encoding: .utf8)
@@ -84,9 +87,9 @@ public final class Hub: Sendable {
         }
         let keyPath = "\(directory)/hub.key"
         if !fm.fileExists(atPath: keyPath) {
-            guard fm.createFile(atPath: keyPath, contents: Data(SigningKey().base64.utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw HubError.invalid("cannot write the hub's key to \(keyPath); check the directory's permissions")
-            }
+            try FilePermissions.writePrivateFile(Data(SigningKey().base64.utf8), to: keyPath)
+        } else {
+            FilePermissions.tighten(keyPath, logger: logger)
         }
         key = try SigningKey(base64: String(contentsOfFile: keyPath, encoding: .utf8))
         self.directory = directory
@@ -236,7 +239,8 @@ public final class Hub: Sendable {
         else {
             throw WireError(.badRequest, "token_digest and proof must be 64 lowercase hex characters and nonce 16–64")
         }
-        let hostname = String(request.hostname.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.prefix(128).map(Character.init))
+        // Kept as sent (terminal listings escape what a node wrote); bounded.
+        let hostname = String(request.hostname.prefix(128))
         do {
             let node = try registry.enrol(
                 tokenDigest: request.tokenDigest,

@@ -1,4 +1,5 @@
 import FerryCore
+import FerryStore
 import Foundation
 import FerryWire
 import GRDB
@@ -47,8 +48,14 @@ public struct NodeRecord: Sendable, Equatable {
 /// The hub's own bookkeeping (org tree, tokens, nodes, nonces, audit) in `registry.db`.
 public final class HubRegistry: Sendable {
     let pool: DatabasePool
+    /// How failed supervisor logins slow down the next ones.
+    public let throttle: LoginThrottle
 
-    public init(path: String) throws {
+    /// Opens (or creates) the registry at `path`, a private file (see `FilePermissions`):
+    /// it holds password hashes and node keys.
+    public init(path: String, throttle: LoginThrottle = LoginThrottle()) throws {
+        try FilePermissions.preparePrivateFile(path)
+        self.throttle = throttle
         var config = Configuration()
         config.busyMode = .timeout(30)
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
@@ -81,17 +88,27 @@ public final class HubRegistry: Sendable {
         Self.registerAdminMigration(&m)
         // Release 2: tokens are checked by proof (the token itself is never stored or sent);
         // a node's replica epoch and the newest clock it authored, to notice a restored
-        // database; a replacement node names the node it replaces.
+        // database.
         m.registerMigration("v3-trust") { db in
             try db.execute(
                 sql: """
                     ALTER TABLE tokens ADD COLUMN proof_key BLOB;
-                    ALTER TABLE tokens ADD COLUMN restoring INTEGER NOT NULL DEFAULT 0;
                     ALTER TABLE nodes ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
                     ALTER TABLE nodes ADD COLUMN max_clock INTEGER NOT NULL DEFAULT 0;
                     CREATE INDEX nodes_by_unit ON nodes (unit_id);
                     """)
         }
+        m.registerMigration("v3-audit-client") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE audit ADD COLUMN client TEXT;
+                    ALTER TABLE audit ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+                    ALTER TABLE audit ADD COLUMN last_at INTEGER;
+                    CREATE INDEX audit_by_client ON audit (client, at) WHERE client IS NOT NULL;
+                    CREATE INDEX audit_from_clients ON audit (at) WHERE client IS NOT NULL;
+                    """)
+        }
+        Self.registerLoginThrottleMigration(&m)
         try m.migrate(pool)
     }
 
@@ -289,21 +306,110 @@ public final class HubRegistry: Sendable {
         public var rows: Int?
         public var outcome: String
         public var detail: String?
+        /// The address the request came from, when the caller passed it.
+        public var client: String?
+        /// How many events this row stands for (see `audit`); 1 for most.
+        public var attempts: Int
+        /// When the last of them happened, if more than one.
+        public var lastAt: UInt64?
     }
 
-    func audit(node: String?, unit: String?, action: String, batch: UInt64? = nil, through: UInt64? = nil, rows: Int? = nil, bytes: Int? = nil, outcome: String, detail: String? = nil, now: UInt64) {
+    /// Bounds on the audit rows a client can cause without an account (see `audit`).
+    static let auditFoldMillis: Int64 = 60_000
+    static let auditRowsPerClientPerHour = 60
+    static let auditRowsFromAllClientsPerMinute = 600
+    /// The `client` of rows that fold events from more addresses than the per-minute bound.
+    public static let manyClients = "*"
+
+    /// Appends a row to the audit log; `client` is the address the request came from.
+    ///
+    /// Anyone can make the hub audit something — every failed login, bad signature or
+    /// spent token is a row — so rows from a `client` that carry no batch, row or byte
+    /// counts are bounded, and what would exceed the bound is counted, never dropped:
+    ///
+    /// - an event identical to one from the same client less than a minute before (same
+    ///   node, unit, action, outcome and detail) adds one to that row's `attempts` and sets
+    ///   its `last_at`;
+    /// - once a client has 60 rows in the last hour, its further events fold into its
+    ///   latest row of the same action and outcome (whatever the detail, so not every
+    ///   account name a guesser tried is kept);
+    /// - once all clients together have 600 rows in the last minute (many addresses at
+    ///   once), further events fold into one row per action and outcome with client `*`.
+    ///
+    /// So one address adds at most about one row a minute per kind of event and 60 an
+    /// hour, and the whole log grows at most by 600 such rows a minute. Rows of pushes and
+    /// pulls (with batch, rows or bytes) are always appended.
+    func audit(
+        node: String?, unit: String?, action: String, batch: UInt64? = nil, through: UInt64? = nil, rows: Int? = nil, bytes: Int? = nil,
+        outcome: String, detail: String? = nil, client: String? = nil, now: UInt64
+    ) {
         // Auditing must not turn a served request into a failed one; a failure here is logged by the caller's metrics.
         try? pool.write { db in
+            var client = client
+            if let c = client, batch == nil, through == nil, rows == nil, bytes == nil {
+                switch try Self.fold(db, client: c, node: node, unit: unit, action: action, outcome: outcome, detail: detail, now: Int64(now)) {
+                case .folded: return
+                case .asManyClients: client = Self.manyClients
+                case .append: break
+                }
+            }
             try db.execute(
-                sql: "INSERT INTO audit (at, node, unit_id, action, batch, through, rows, bytes, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [Int64(now), node, unit, action, batch.map { Int64(bitPattern: $0) }, through.map { Int64(bitPattern: $0) }, rows, bytes, outcome, detail])
+                sql: "INSERT INTO audit (at, node, unit_id, action, batch, through, rows, bytes, outcome, detail, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    Int64(now), node, unit, action, batch.map { Int64(bitPattern: $0) }, through.map { Int64(bitPattern: $0) }, rows, bytes, outcome, detail,
+                    client,
+                ])
         }
+    }
+
+    enum AuditFold { case folded, asManyClients, append }
+
+    /// Applies `audit`'s bounds: folds the event into an existing row when one applies.
+    static func fold(_ db: Database, client: String, node: String?, unit: String?, action: String, outcome: String, detail: String?, now: Int64) throws -> AuditFold {
+        let plain = "batch IS NULL AND through IS NULL AND rows IS NULL AND bytes IS NULL"
+        func bump(_ id: Int64) throws -> AuditFold {
+            try db.execute(sql: "UPDATE audit SET attempts = attempts + 1, last_at = ? WHERE id = ?", arguments: [now, id])
+            return .folded
+        }
+        if let id = try Int64.fetchOne(
+            db,
+            sql: """
+                SELECT id FROM audit WHERE client = ? AND at >= ? AND action = ? AND outcome = ? AND node IS ? AND unit_id IS ? AND detail IS ?
+                AND \(plain) ORDER BY id DESC LIMIT 1
+                """,
+            arguments: [client, now - auditFoldMillis, action, outcome, node, unit, detail])
+        {
+            return try bump(id)
+        }
+        let hour = now - 3_600_000
+        if try Int.fetchOne(db, sql: "SELECT count(*) FROM audit WHERE client = ? AND at >= ?", arguments: [client, hour]) ?? 0 >= auditRowsPerClientPerHour,
+            let id = try Int64.fetchOne(
+                db, sql: "SELECT id FROM audit WHERE client = ? AND at >= ? AND action = ? AND outcome = ? AND \(plain) ORDER BY id DESC LIMIT 1",
+                arguments: [client, hour, action, outcome])
+        {
+            return try bump(id)
+        }
+        let minute = now - auditFoldMillis
+        guard try Int.fetchOne(db, sql: "SELECT count(*) FROM audit WHERE client IS NOT NULL AND at >= ? AND \(plain)", arguments: [minute]) ?? 0
+            >= auditRowsFromAllClientsPerMinute
+        else { return .append }
+        if let id = try Int64.fetchOne(
+            db, sql: "SELECT id FROM audit WHERE client = ? AND at >= ? AND action = ? AND outcome = ? ORDER BY id DESC LIMIT 1",
+            arguments: [manyClients, minute, action, outcome])
+        {
+            return try bump(id)
+        }
+        return .asManyClients
     }
 
     public func auditLog(limit: Int = 100) throws -> [AuditEntry] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT at, node, action, rows, outcome, detail FROM audit ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
-                AuditEntry(at: UInt64($0[0] as Int64), node: $0[1], action: $0[2], rows: $0[3], outcome: $0[4], detail: $0[5])
+            try Row.fetchAll(
+                db, sql: "SELECT at, node, action, rows, outcome, detail, client, attempts, last_at FROM audit ORDER BY id DESC LIMIT ?", arguments: [limit]
+            ).map {
+                AuditEntry(
+                    at: UInt64($0[0] as Int64), node: $0[1], action: $0[2], rows: $0[3], outcome: $0[4], detail: $0[5], client: $0[6], attempts: $0[7],
+                    lastAt: ($0[8] as Int64?).map { UInt64($0) })
             }
         }
     }

@@ -28,6 +28,8 @@ public final class IndicatorFacts: Sendable {
     private let indexesChecked = Mutex(false)
 
     public init(path: String, standard: Standard) throws {
+        // Figures per unit are the units' data: private like the replica (see `FilePermissions`).
+        try FilePermissions.preparePrivateFile(path)
         var config = Configuration()
         config.busyMode = .timeout(30)
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }

@@ -202,14 +202,16 @@ enum DashboardPage {
         return s + "</table><p class=\"links\"><a href=\"\(link("/v1/report/quarantine", [("org", org.id), ("format", "csv"), ("lang", l.rawValue)]))\">\(l.t("导出 CSV", "Export CSV"))</a></p></section>"
     }
 
-    static func login(lang: ReportLanguage, error: String?) -> String {
+    /// The login form, with `error` above it; `alsoEnglish` adds the English words on a
+    /// second line (for a refusal whoever gets it must understand: a lockout, a busy hub).
+    static func login(lang: ReportLanguage, error: String?, alsoEnglish: String? = nil) -> String {
         let l = lang
         return document(
             l.t("登录 · Ferry", "Log in · Ferry"), lang: l,
             body: """
                 <header><h1>\(l.t("Ferry 党建工作数据 · 上级视图", "Ferry party-building data · supervisor's view"))</h1><a href="/login?lang=\(l == .zh ? "en" : "zh")">\(l == .zh ? "English" : "中文")</a></header>
                 <div class="wrap"><main><section style="max-width:420px"><h2>\(l.t("管理员登录", "Administrator login"))</h2>
-                \(error.map { "<div class=\"error\">\(F.html($0))</div>" } ?? "")
+                \(error.map { "<div class=\"error\" id=\"login-error\">\(F.html($0))\(alsoEnglish.map { "<br><span lang=\"en\">\(F.html($0))</span>" } ?? "")</div>" } ?? "")
                 <form method="post" action="/login"><input type="hidden" name="lang" value="\(l.rawValue)">
                 <p>\(l.t("用户名", "Account"))<br><input name="name" autocomplete="username" required></p>
                 <p>\(l.t("密码", "Password"))<br><input name="password" type="password" autocomplete="current-password" required></p>

@@ -56,16 +56,16 @@ public struct HubServer: Sendable {
 
     /// The Hummingbird application; `onRunning` receives the bound port (useful with port 0).
     public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: HubRequestContext.self)
         let supervisor = SupervisorHTTP(view: view)
         for route in HubRoute.allCases {
             router.on(RouterPath(route.path), method: HTTPRequest.Method(route.method)!) { request, context in
-                route.isSupervisor ? await supervisor.api(route, request) : await self.respond(route, request)
+                route.isSupervisor ? await supervisor.api(route, request, context) : await self.respond(route, request)
             }
         }
         for route in DashboardRoute.allCases {
             router.on(RouterPath(route.path), method: HTTPRequest.Method(route.method)!) { request, context in
-                await supervisor.dashboard(route, request)
+                await supervisor.dashboard(route, request, context)
             }
         }
         return Application(

@@ -91,16 +91,77 @@ public enum ReportFormat {
         return out
     }
 
+    /// Text written by a unit or a node (values, keys, host names, reasons), made safe to
+    /// print on a supervisor's or clerk's terminal: every C0 control character (newline and
+    /// tab included, so a value cannot forge lines or columns), DEL, every C1 control
+    /// character (U+0080–U+009F, among them the one-byte CSI) and the bidirectional
+    /// overrides and isolates (which reorder what the eye sees) are shown as inert escapes
+    /// — `\n`, `\t`, `\r`, `\x1b`, `\u{202E}` — so an escape sequence such as `ESC ]52;…`
+    /// (write the clipboard) or `ESC [2J` (clear the screen) prints as visible text instead
+    /// of acting. Everything else, Chinese included, is unchanged.
+    ///
+    ///     ReportFormat.terminal("王\u{1B}[2J芳")   // "王\x1b[2J芳"
+    public static func terminal(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: isUnsafeOnTerminal) else { return s }
+        var out = ""
+        out.reserveCapacity(s.utf8.count + 8)
+        for u in s.unicodeScalars {
+            guard isUnsafeOnTerminal(u) else {
+                out.unicodeScalars.append(u)
+                continue
+            }
+            switch u {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                let hex = String(u.value, radix: 16)
+                out += u.value < 0x100 ? "\\x" + (hex.count < 2 ? "0" + hex : hex) : "\\u{\(hex.uppercased())}"
+            }
+        }
+        return out
+    }
+
+    static func isUnsafeOnTerminal(_ u: Unicode.Scalar) -> Bool {
+        switch u.value {
+        case 0x00...0x1F, 0x7F...0x9F: return true  // C0, DEL, C1
+        case 0x202A...0x202E, 0x2066...0x2069: return true  // bidirectional embeddings, overrides, isolates
+        default: return false
+        }
+    }
+
     /// A CSV document: UTF-8 with a byte-order mark (so spreadsheet programs read Chinese
-    /// correctly), RFC 4180 quoting, CRLF line ends.
+    /// correctly), RFC 4180 quoting, CRLF line ends. Every cell passes through
+    /// `spreadsheetSafe`, so a unit-written value cannot become a live formula.
     public static func csv(_ header: [String], _ rows: [[String]]) -> [UInt8] {
-        func field(_ s: String) -> String {
+        func field(_ raw: String) -> String {
+            let s = spreadsheetSafe(raw)
             guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
             return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
         var text = ""
         for r in [header] + rows { text += r.map(field).joined(separator: ",") + "\r\n" }
         return [0xEF, 0xBB, 0xBF] + Array(text.utf8)
+    }
+
+    /// A CSV cell a spreadsheet shows as text (OWASP "CSV injection"): a cell starting with
+    /// `=`, `+`, `-`, `@`, a tab or a carriage return — which Excel, LibreOffice and WPS read
+    /// as the start of a formula such as `=HYPERLINK(…)` or `@SUM(…)` — gets a leading `'`.
+    /// A plain decimal number (`-3`, `-0.5`, the hub's own figures such as a negative clock
+    /// skew) is left as it is: it is read as that number and cannot be a formula.
+    ///
+    ///     ReportFormat.spreadsheetSafe("=HYPERLINK(\"http://x\")")   // "'=HYPERLINK(\"http://x\")"
+    public static func spreadsheetSafe(_ s: String) -> String {
+        guard let first = s.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) else { return s }
+        return isPlainNumber(s) ? s : "'" + s
+    }
+
+    /// `-12`, `-0.5`, `+3`: an optional sign, digits, at most one point with digits after it.
+    static func isPlainNumber(_ s: String) -> Bool {
+        var digits = Substring(s)
+        if digits.first == "-" || digits.first == "+" { digits = digits.dropFirst() }
+        let parts = digits.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        return !parts.isEmpty && parts.count <= 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }
     }
 }
 
@@ -165,10 +226,11 @@ public enum ReportTables {
         )
     }
 
-    /// Columns padded to their widest cell (counting CJK characters as two), for terminals.
+    /// Columns padded to their widest cell (counting CJK characters as two), for terminals;
+    /// every cell passes through `ReportFormat.terminal`.
     public static func aligned(_ header: [String], _ rows: [[String]]) -> String {
         func width(_ s: String) -> Int { s.unicodeScalars.reduce(0) { $0 + ($1.value >= 0x1100 && $1.properties.isIdeographic || (0xFF00...0xFFEF).contains($1.value) || (0x3000...0x303F).contains($1.value) ? 2 : 1) } }
-        let all = [header] + rows
+        let all = ([header] + rows).map { $0.map(ReportFormat.terminal) }
         var widths = Array(repeating: 0, count: header.count)
         for r in all { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], width(c)) } }
         return all.enumerated().map { n, r in

@@ -23,11 +23,24 @@ public enum DashboardRoute: String, CaseIterable, Sendable, NamedRoute {
 /// Serves the supervisor's view: the report API (JSON, or CSV with `format=csv`) and the
 /// dashboard. Supervisors authenticate with an account (`ferry hub admin add`): the API
 /// takes `Authorization: Bearer TOKEN` from `POST /v1/admin/login`, the dashboard a
-/// session cookie (HttpOnly, SameSite=Strict) and a CSRF token in every form.
+/// session cookie (HttpOnly, SameSite=Strict, and Secure over TLS) and a CSRF token in
+/// every form. Failed logins are throttled per account and per client address
+/// (`LoginThrottle`: 429 with Retry-After), and at most two passwords are checked at once.
 struct SupervisorHTTP: Sendable {
     let view: SupervisorView
     var hub: Hub { view.hub }
+    /// Whether the hub itself serves TLS: every cookie is then `Secure`. A request that
+    /// came through a TLS-terminating proxy (`X-Forwarded-Proto: https`) gets `Secure`
+    /// cookies either way.
+    let secureCookies: Bool
     static let cookie = "ferry_session"
+    /// How long a login waits for one of the two password checks before `overloaded`.
+    static let passwordCheckWaitSeconds = 3.0
+
+    init(view: SupervisorView, secureCookies: Bool = false) {
+        self.view = view
+        self.secureCookies = secureCookies
+    }
 
     // MARK: Plumbing
 
@@ -38,6 +51,10 @@ struct SupervisorHTTP: Sendable {
         var bearer: String?
         var cookie: String?
         var lang: ReportLanguage
+        /// The client's address (see `ClientAddress.resolve`).
+        var client: String?
+        /// Whether the browser reached the dashboard over TLS, so cookies must be `Secure`.
+        var secure: Bool
     }
 
     static func fields(_ text: String) -> [String: String] {
@@ -48,7 +65,7 @@ struct SupervisorHTTP: Sendable {
         return out
     }
 
-    func input(_ request: Request) async -> Input {
+    func input(_ request: Request, _ context: HubRequestContext) async -> Input {
         var request = request
         let body = (try? await request.collectBody(upTo: 64 * 1024)).map { Array($0.readableBytesView) } ?? []
         let query = Self.fields(request.uri.query ?? "")
@@ -58,7 +75,45 @@ struct SupervisorHTTP: Sendable {
         let bearer = auth.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil }
         let cookie = request.cookies[Self.cookie]?.value
         let lang = ReportLanguage(query["lang"] ?? form["lang"] ?? request.cookies["ferry_lang"]?.value ?? "zh")
-        return Input(query: query, form: form, body: body, bearer: bearer, cookie: cookie, lang: lang)
+        let client = ClientAddress.resolve(
+            peer: context.peerAddress, forwardedFor: request.headers[values: Self.forwardedFor], trustedProxies: hub.settings.trustedProxies)
+        let secure = Self.cookiesSecure(hubServesTLS: secureCookies, forwardedProto: request.headers[Self.forwardedProto])
+        return Input(query: query, form: form, body: body, bearer: bearer, cookie: cookie, lang: lang, client: client, secure: secure)
+    }
+
+    /// Whether the browser reached the dashboard over TLS: the hub's own, or a proxy's that
+    /// says so with `X-Forwarded-Proto: https`. The header is believed from anyone: it can
+    /// only make a cookie stricter (a browser on plain HTTP then drops it, its own loss).
+    static func cookiesSecure(hubServesTLS: Bool, forwardedProto: String?) -> Bool {
+        hubServesTLS || forwardedProto?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces).lowercased() == "https"
+    }
+
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+
+    /// A dashboard cookie: HttpOnly, Secure when the browser came over TLS.
+    static func dashboardCookie(_ name: String, _ value: String, maxAge: Int, sameSite: Cookie.SameSite, secure: Bool) -> Cookie {
+        Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: secure, httpOnly: true, sameSite: sameSite)
+    }
+
+    /// Logs `name` in from `client`: refused at once (429) while the throttle holds the
+    /// account or address back, before any password is hashed; then one of the process's
+    /// two password checks, waited for at most `passwordCheckWaitSeconds` (503 after).
+    func login(name: String, password: String, client: String?) async throws(WireError) -> (token: String, session: AdminSession) {
+        let hub = self.hub
+        let lifetime = hub.settings.adminSessionSeconds
+        try await offload { Result { () throws(WireError) in try hub.registry.admitLogin(name: name, client: client, now: hub.now()) } }.get()
+        guard await HubRegistry.passwordChecks.enter(waitingAtMost: Self.passwordCheckWaitSeconds) else {
+            throw WireError(
+                .overloaded, "the hub is checking other logins; try again in a few seconds", zh: "上级服务器正在处理其他登录，请几秒后再试", retryAfterSeconds: 5)
+        }
+        let result = await offload {
+            Result { () throws(WireError) in
+                try hub.registry.login(name: name, password: password, client: client, now: hub.now(), lifetimeSeconds: lifetime)
+            }
+        }
+        HubRegistry.passwordChecks.leave()
+        return try result.get()
     }
 
     static func securityHeaders(_ h: inout HTTPFields) {
@@ -69,12 +124,13 @@ struct SupervisorHTTP: Sendable {
         h[.cacheControl] = "no-store"
     }
 
-    static func html(_ text: String, status: HTTPResponse.Status = .ok, lang: ReportLanguage? = nil) -> Response {
+    static func html(_ text: String, status: HTTPResponse.Status = .ok, lang: ReportLanguage? = nil, secure: Bool = false, retryAfter: Int? = nil) -> Response {
         var h = HTTPFields()
         h[.contentType] = "text/html; charset=utf-8"
         securityHeaders(&h)
+        if let retryAfter { h[.retryAfter] = String(retryAfter) }
         var r = Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: text)))
-        if let lang { r.setCookie(Cookie(name: "ferry_lang", value: lang.rawValue, maxAge: 365 * 86_400, path: "/", httpOnly: true, sameSite: .lax)) }
+        if let lang { r.setCookie(dashboardCookie("ferry_lang", lang.rawValue, maxAge: 365 * 86_400, sameSite: .lax, secure: secure)) }
         return r
     }
 
@@ -108,6 +164,7 @@ struct SupervisorHTTP: Sendable {
         h[.contentType] = WireMediaType.json
         securityHeaders(&h)
         if e.code == .unauthenticated { h[.wwwAuthenticate] = "Bearer realm=\"ferry-hub\"" }
+        if let seconds = e.retryAfterSeconds { h[.retryAfter] = String(seconds) }
         return Response(status: .init(code: e.httpStatus), headers: h, body: .init(byteBuffer: ByteBuffer(bytes: (try? JSONEncoder().encode(e)) ?? Data())))
     }
 
@@ -120,31 +177,27 @@ struct SupervisorHTTP: Sendable {
 
     // MARK: API
 
-    func api(_ route: HubRoute, _ request: Request) async -> Response {
-        let input = await input(request)
+    func api(_ route: HubRoute, _ request: Request, _ context: HubRequestContext) async -> Response {
+        let input = await input(request, context)
         let view = self.view
-        let hub = self.hub
-        let lifetime = hub.settings.adminSessionSeconds
         if route == .adminLogin {
-            return await offload {
-                struct Login: Decodable {
-                    var name: String
-                    var password: String
-                }
-                struct Token: Encodable {
-                    var token: String
-                    var expiresAt: UInt64
-                    var org: String
-                }
-                do throws(WireError) {
-                    let body: Login
-                    do { body = try JSONDecoder().decode(Login.self, from: Data(input.body)) } catch {
-                        throw WireError(.badRequest, "send JSON {\"name\": …, \"password\": …}")
-                    }
-                    let (token, s) = try hub.registry.login(name: body.name, password: body.password, now: hub.now(), lifetimeSeconds: lifetime)
-                    return Self.json(Token(token: token, expiresAt: s.expiresAt, org: s.account.orgID))
-                } catch { return Self.failure(error) }
+            struct Login: Decodable {
+                var name: String
+                var password: String
             }
+            struct Token: Encodable {
+                var token: String
+                var expiresAt: UInt64
+                var org: String
+            }
+            do throws(WireError) {
+                let body: Login
+                do { body = try JSONDecoder().decode(Login.self, from: Data(input.body)) } catch {
+                    throw WireError(.badRequest, "send JSON {\"name\": …, \"password\": …}")
+                }
+                let (token, s) = try await login(name: body.name, password: body.password, client: input.client)
+                return Self.json(Token(token: token, expiresAt: s.expiresAt, org: s.account.orgID))
+            } catch { return Self.failure(error) }
         }
         // GETs accept the dashboard's cookie (for CSV links); changes need the bearer token.
         guard let session = session(input, allowCookie: route.method == "GET") else {
@@ -218,15 +271,15 @@ struct SupervisorHTTP: Sendable {
 
     // MARK: Dashboard
 
-    func dashboard(_ route: DashboardRoute, _ request: Request) async -> Response {
-        let input = await input(request)
+    func dashboard(_ route: DashboardRoute, _ request: Request, _ context: HubRequestContext) async -> Response {
+        let input = await input(request, context)
         let view = self.view
         let hub = self.hub
         let l = input.lang
         let lifetime = hub.settings.adminSessionSeconds
         @Sendable func withSession(_ r: Response, token: String) -> Response {
             var r = r
-            r.setCookie(Cookie(name: Self.cookie, value: token, maxAge: Int(lifetime), path: "/", httpOnly: true, sameSite: .strict))
+            r.setCookie(Self.dashboardCookie(Self.cookie, token, maxAge: Int(lifetime), sameSite: .strict, secure: input.secure))
             return r
         }
         switch route {
@@ -236,26 +289,33 @@ struct SupervisorHTTP: Sendable {
             if let ticket = input.query["ticket"] {
                 return await offload {
                     do throws(WireError) {
-                        let (token, _) = try hub.registry.redeem(ticket: ticket, now: hub.now(), lifetimeSeconds: lifetime)
+                        let (token, _) = try hub.registry.redeem(ticket: ticket, client: input.client, now: hub.now(), lifetimeSeconds: lifetime)
                         // Only pages of the dashboard itself: a link must not send anyone elsewhere.
                         let next = input.query["next"].flatMap { $0.hasPrefix("/dashboard") && !$0.contains("//") ? $0 : nil }
                         return withSession(Self.redirect(next ?? "/dashboard"), token: token)
                     } catch { return Self.html(DashboardPage.login(lang: l, error: l.t(error.messageZh, error.message)), status: .unauthorized) }
                 }
             }
-            return Self.html(DashboardPage.login(lang: l, error: nil), lang: input.query["lang"] == nil ? nil : l)
+            return Self.html(DashboardPage.login(lang: l, error: nil), lang: input.query["lang"] == nil ? nil : l, secure: input.secure)
         case .login:
-            return await offload {
-                do throws(WireError) {
-                    let (token, _) = try hub.registry.login(
-                        name: input.form["name"] ?? "", password: input.form["password"] ?? "", now: hub.now(), lifetimeSeconds: lifetime)
-                    return withSession(Self.redirect("/dashboard"), token: token)
-                } catch { return Self.html(DashboardPage.login(lang: l, error: l.t(error.messageZh, error.message)), status: .unauthorized) }
+            do throws(WireError) {
+                let (token, _) = try await login(name: input.form["name"] ?? "", password: input.form["password"] ?? "", client: input.client)
+                return withSession(Self.redirect("/dashboard"), token: token)
+            } catch {
+                switch error.code {
+                case .rateLimited, .overloaded:
+                    // Whoever is locked out may not read the page's language: both, Chinese first.
+                    return Self.html(
+                        DashboardPage.login(lang: l, error: error.messageZh, alsoEnglish: error.message),
+                        status: .init(code: error.httpStatus), retryAfter: error.retryAfterSeconds)
+                default:
+                    return Self.html(DashboardPage.login(lang: l, error: l.t(error.messageZh, error.message)), status: .unauthorized)
+                }
             }
         case .logout:
             if let s = session(input, allowCookie: true), input.form["csrf"] == s.csrfToken, let t = input.cookie { hub.registry.logout(token: t) }
             var r = Self.redirect("/login")
-            r.setCookie(Cookie(name: Self.cookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
+            r.setCookie(Self.dashboardCookie(Self.cookie, "", maxAge: 0, sameSite: .strict, secure: input.secure))
             return r
         default: break
         }
@@ -273,7 +333,9 @@ struct SupervisorHTTP: Sendable {
                     let r = try view.report(org: org, root: root, at: at, industry: input.query["industry"].flatMap { $0.isEmpty ? nil : $0 })
                     var c = chrome
                     c.title = "\(r.org.name) · Ferry"
-                    return Self.html(DashboardPage.page(c, tree: tree, org: org, at: at, main: DashboardPage.indicators(r, chrome: c)), lang: input.query["lang"] == nil ? nil : l)
+                    return Self.html(
+                        DashboardPage.page(c, tree: tree, org: org, at: at, main: DashboardPage.indicators(r, chrome: c)),
+                        lang: input.query["lang"] == nil ? nil : l, secure: input.secure)
                 case .units:
                     let f = try view.freshness(org: org, root: root)
                     let (node, path) = Self.place(org, root, tree)

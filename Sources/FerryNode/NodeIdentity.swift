@@ -1,4 +1,5 @@
 import FerryCore
+import FerryStore
 import Foundation
 
 /// What a node learned at enrolment and needs for every sync, kept in `node.json` (0600)
@@ -39,21 +40,23 @@ public struct NodeIdentity: Codable, Sendable, Equatable {
 
     public static func path(in directory: String) -> String { "\(directory)/node.json" }
 
+    /// Reads `node.json`; a node directory or `node.json` left open to others by an older
+    /// release is tightened (see `FilePermissions`).
     public static func load(directory: String) throws -> NodeIdentity {
         let p = path(in: directory)
         guard let data = FileManager.default.contents(atPath: p) else {
             throw NodeError.notEnrolled(directory)
         }
+        FilePermissions.tighten(directory)
+        FilePermissions.tighten(p)
         return try JSONDecoder().decode(NodeIdentity.self, from: data)
     }
 
+    /// Writes `node.json` as a private file (it holds the node's private key), atomically.
     public func save(directory: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let p = Self.path(in: directory)
-        guard FileManager.default.createFile(atPath: p, contents: try enc.encode(self), attributes: [.posixPermissions: 0o600]) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot write \(p); check the directory's permissions"])
-        }
+        try FilePermissions.writePrivateFile(try enc.encode(self), to: Self.path(in: directory))
     }
 }
 

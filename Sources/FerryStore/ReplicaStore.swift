@@ -129,6 +129,7 @@ public final class ReplicaStore: Sendable {
         path: String, standard: Standard, identity: ReplicaIdentity, clock: any WallClock,
         maxForwardDriftMillis: UInt64 = HybridLogicalClock.defaultMaxForwardDriftMillis, busyTimeoutSeconds: Double = 30
     ) throws {
+        try FilePermissions.preparePrivateFile(path)
         self.path = path
         self.standard = standard
         self.identity = identity

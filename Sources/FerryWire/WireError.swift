@@ -6,18 +6,24 @@ import FerryCore
 /// {"code": "out_of_scope", "message": "…", "message_zh": "…", "retryable": false}
 /// ```
 ///
+/// A refusal that says when to come back also carries `"retry_after": SECONDS`, which the
+/// HTTP layer repeats as the `Retry-After` header.
+///
 /// This file is the only place wire codes meet domain errors.
 public struct WireError: Codable, Sendable, Equatable, Error, CustomStringConvertible {
     public var code: WireErrorCode
     public var message: String
     public var messageZh: String
     public var retryable: Bool
+    /// Seconds to wait before trying again, when the refusal knows (a throttled login); nil otherwise.
+    public var retryAfterSeconds: Int?
 
-    public init(_ code: WireErrorCode, _ message: String, zh: String? = nil) {
+    public init(_ code: WireErrorCode, _ message: String, zh: String? = nil, retryAfterSeconds: Int? = nil) {
         self.code = code
         self.message = message
         self.messageZh = zh ?? code.chineseSummary
         self.retryable = code.isRetryable
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     public var httpStatus: Int { code.httpStatus }
@@ -39,6 +45,7 @@ public struct WireError: Codable, Sendable, Equatable, Error, CustomStringConver
     enum CodingKeys: String, CodingKey {
         case code, message, retryable
         case messageZh = "message_zh"
+        case retryAfterSeconds = "retry_after"
     }
 
     /// The wire form of a changeset that failed to decode or validate.
@@ -85,6 +92,8 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
     case standardMismatch = "standard_mismatch"
     case wrongOrigin = "wrong_origin"
     case overloaded
+    /// Too many failed logins for an account or from an address: wait `retry_after` seconds.
+    case rateLimited = "rate_limited"
     case unavailable
     case notFound = "not_found"
     /// A supervisor's request without a valid login (dashboard and report API).
@@ -101,6 +110,7 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
         case .unauthenticated: return 401
         case .notFound: return 404
         case .tooLarge: return 413
+        case .rateLimited: return 429
         case .unknownSchema, .invalidValue, .outOfScope, .notWritable, .standardMismatch: return 422
         case .overloaded, .unavailable: return 503
         case .internal: return 500
@@ -110,7 +120,7 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
     /// Transport damage and load are worth retrying; everything else needs a person.
     public var isRetryable: Bool {
         switch self {
-        case .truncated, .corrupted, .overloaded, .unavailable, .internal, .staleRequest, .replayed: return true
+        case .truncated, .corrupted, .overloaded, .rateLimited, .unavailable, .internal, .staleRequest, .replayed: return true
         default: return false
         }
     }
@@ -138,6 +148,7 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
         case .standardMismatch: return "数据标准版本不一致，请先升级"
         case .wrongOrigin: return "数据来源与请求节点不符"
         case .overloaded: return "上级服务器繁忙，稍后自动重试"
+        case .rateLimited: return "登录失败次数过多，请稍后再试"
         case .unavailable: return "上级服务器暂不可用，稍后自动重试"
         case .notFound: return "请求的地址不存在"
         case .unauthenticated: return "请先登录（用户名或密码错误，或登录已过期）"

@@ -99,8 +99,8 @@ struct HubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub", abstract: "Run and administer a supervisor's hub.",
         subcommands: [
-            Serve.self, UnitCommand.self, Token.self, Nodes.self, NodeAdmin.self, Counts.self, HubConflicts.self, Quarantine.self, Publish.self,
-            Admin.self, Sample.self,
+            Init.self, Serve.self, UnitCommand.self, Token.self, Nodes.self, NodeAdmin.self, Counts.self, HubConflicts.self, Quarantine.self,
+            Publish.self, Admin.self, Sample.self,
         ])
 
     struct Publish: AsyncParsableCommand {
@@ -110,6 +110,7 @@ struct HubCommand: AsyncParsableCommand {
         @Option(name: .long, help: "The hub's data directory.") var dir = "ferry-hub"
         @Argument(help: "The new standard file (TOML).") var file: String
         func run() throws {
+            try Hub.requireExisting(dir)
             let text = try String(contentsOfFile: file, encoding: .utf8)
             let (old, new) = try Hub.publish(directory: dir, text: text)
             print("published standard \(new) (was \(old)); the hub's database is migrated. Restart the hub to serve it (systemctl restart ferry-hub); ferry hub nodes shows which nodes have moved.")
@@ -123,41 +124,60 @@ struct HubCommand: AsyncParsableCommand {
             let list = try dir.open().store.quarantine()
             if list.isEmpty { print("nothing quarantined") }
             for q in list {
-                print("#\(q.id) \(q.status) \(q.table)(\(q.key.map(\.description).joined(separator: ","))) unit \(q.scope ?? "-") from \(q.origin): \(q.column) = \(q.value) — \(q.reason)")
+                print(ReportFormat.terminal(
+                    "#\(q.id) \(q.status) \(q.table)(\(q.key.map(\.description).joined(separator: ","))) unit \(q.scope ?? "-") from \(q.origin): \(q.column) = \(q.value) — \(q.reason)"))
             }
         }
     }
 
     struct Dir: ParsableArguments {
         @Option(name: .long, help: "The hub's data directory.") var dir = "ferry-hub"
-        @Option(name: .long, help: "The standard file to publish when the hub is created (default: the built-in party-building standard).")
-        var standard: String?
 
-        func open() throws -> Hub {
+        /// The hub in `dir`; fails, creating nothing, when the folder holds none.
+        func open() throws -> Hub { try Hub.open(existing: dir) }
+    }
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a new hub in a new or empty folder: its signing key, the standard it publishes and empty databases.")
+        @OptionGroup var dir: Dir
+        @Option(name: .long, help: "The standard file to publish (default: the built-in party-building standard).") var standard: String?
+
+        func run() throws {
             let text = try standard.map { try String(contentsOfFile: $0, encoding: .utf8) }
-            return try Hub(directory: dir, standard: text)
+            let hub = try Hub.create(directory: dir.dir, standard: text)
+            print("created a hub in \(dir.dir) publishing standard \(hub.store.standard.name) \(hub.store.standard.version)")
+            print("next: ferry hub unit add --dir \(dir.dir) …; ferry hub serve --dir \(dir.dir)")
         }
     }
 
     struct Serve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Serve the hub over HTTP.")
+        static let configuration = CommandConfiguration(abstract: "Serve the hub over HTTP; on the first start, creates the hub in a new or empty folder.")
         @OptionGroup var dir: Dir
+        @Option(name: .long, help: "The standard file to publish when the hub is created (default: the built-in party-building standard).")
+        var standard: String?
         @Option(name: .long, help: "Address to listen on, host:port (port 0 picks a free one).") var listen = "127.0.0.1:7700"
         @Option(name: .long, help: "Sync requests served at once; more get 503 + Retry-After.") var maxSessions = 32
         @Option(name: .long, help: "Seconds a request waits for a database locked by another process before a retryable 503.")
         var busyTimeout: Double = 10
         @Option(name: .long, help: "Serve Prometheus metrics at http://host:port/metrics (off when unset).") var metrics: String?
+        @Option(name: .long, help: "The hub's reverse proxies, whose X-Forwarded-For names the client: addresses or CIDR ranges joined by commas.")
+        var trustedProxies = ""
 
         @Option(name: .long, help: "The hub's config file (TOML; see deploy/ferry-hub.toml.example). Its values replace the flags.")
         var config: String?
 
         func run() async throws {
+            guard let proxies = IPAddressRange.list(trustedProxies) else {
+                throw ValidationError("--trusted-proxies must list IP addresses or CIDR ranges joined by commas, e.g. 127.0.0.1,10.0.0.0/8")
+            }
             var listen = self.listen
             var settings = HubSettings()
             settings.maxConcurrentSessions = maxSessions
             settings.busyTimeoutSeconds = busyTimeout
+            settings.trustedProxies = proxies
             var directory = dir.dir
-            var standardPath = dir.standard
+            var standardPath = standard
             var metricsListen = metrics
             var level = Logger.Level.info
             if let config {
@@ -170,6 +190,7 @@ struct HubCommand: AsyncParsableCommand {
                 settings.tokenLifetimeSeconds = UInt64(c.tokenLifetimeDays) * 86_400
                 settings.silentAfterDays = c.silentAfterDays
                 settings.adminSessionSeconds = UInt64(c.adminSessionHours) * 3600
+                settings.trustedProxies = c.trustedProxyRanges
                 metricsListen = c.metrics.listen
                 level = Logger.Level(rawValue: c.log.level) ?? .info
             }
@@ -178,7 +199,7 @@ struct HubCommand: AsyncParsableCommand {
             let parts = listen.split(separator: ":")
             guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700") }
             let text = try standardPath.map { try String(contentsOfFile: $0, encoding: .utf8) }
-            let hub = try Hub(directory: directory, standard: text, settings: settings)
+            let hub = try Hub.openOrCreate(directory: directory, standard: text, settings: settings)
             let server = try HubServer(hub: hub, host: String(parts[0]), port: port)
             let notifier = SystemdNotifier()
             let app = server.application { bound in
@@ -227,7 +248,7 @@ struct HubCommand: AsyncParsableCommand {
             @OptionGroup var dir: Dir
             func run() throws {
                 for u in try dir.open().registry.units() {
-                    print([u.id, u.level.rawValue, u.parentID ?? "-", u.industry ?? "-", u.name].joined(separator: "\t"))
+                    print([u.id, u.level.rawValue, u.parentID ?? "-", u.industry ?? "-", u.name].map(ReportFormat.terminal).joined(separator: "\t"))
                 }
             }
         }
@@ -246,11 +267,15 @@ struct HubCommand: AsyncParsableCommand {
         func run() throws {
             let hub = try dir.open()
             let now = hub.now()
-            print("node\tunit\tlast sync\tpending\tclock skew\tstandard\tstate")
+            print("node\tunit\tlast sync\tpending\tclock skew\tstandard\tstate\thost")
             for n in try hub.registry.nodes() {
                 let age = n.lastSyncAt.map { "\((now - min(now, $0)) / 1000) s ago" } ?? "never"
                 let skew = n.clockSkewMillis.map { "\($0 / 1000) s" } ?? "-"
-                print("\(n.id)\t\(n.unitID)\t\(age)\t\(n.pendingRows.map(String.init) ?? "-")\t\(skew)\t\(n.standardVersion ?? "-")\t\(n.revokedAt == nil ? "active" : "revoked")")
+                let fields = [
+                    n.id.rawValue, n.unitID, age, n.pendingRows.map(String.init) ?? "-", skew, n.standardVersion ?? "-",
+                    n.revokedAt == nil ? "active" : "revoked", n.hostname,
+                ]
+                print(fields.map(ReportFormat.terminal).joined(separator: "\t"))
             }
         }
     }
@@ -277,7 +302,7 @@ struct HubCommand: AsyncParsableCommand {
             let counts = try hub.store.rowCountsByScope()
             print((["unit"] + tables.map(\.name)).joined(separator: "\t"))
             for unit in counts.keys.sorted() {
-                print(([unit] + tables.map { String(counts[unit]?[$0.name] ?? 0) }).joined(separator: "\t"))
+                print(([ReportFormat.terminal(unit)] + tables.map { String(counts[unit]?[$0.name] ?? 0) }).joined(separator: "\t"))
             }
         }
     }
@@ -285,7 +310,8 @@ struct HubCommand: AsyncParsableCommand {
     struct HubConflicts: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "conflicts", abstract: "List conflicts kept at the hub.")
         @OptionGroup var dir: Dir
-        func run() throws { printConflicts(try dir.open().store, Language()) }
+        @OptionGroup var language: Language
+        func run() throws { printConflicts(try dir.open().store, language) }
     }
 }
 
@@ -357,7 +383,7 @@ struct NodeCommand: AsyncParsableCommand {
         func run() throws {
             let fm = FileManager.default
             if fm.fileExists(atPath: NodeIdentity.path(in: dir.dir)) { throw Failure(description: "\(NodeError.alreadyEnrolled(dir.dir))") }
-            try fm.createDirectory(atPath: dir.dir, withIntermediateDirectories: true)
+            try FilePermissions.ensurePrivateDirectory(dir.dir)
             // The key is kept from the first try, so a retry after a lost answer on a bad link
             // presents the same key and the hub recognises it instead of refusing the used token.
             let pendingKey = "\(dir.dir)/enrol.key"
@@ -366,9 +392,7 @@ struct NodeCommand: AsyncParsableCommand {
                 key = try SigningKey(base64: saved)
             } else {
                 key = SigningKey()
-                guard fm.createFile(atPath: pendingKey, contents: Data(key.base64.utf8), attributes: [.posixPermissions: 0o600]) else {
-                    throw Failure(description: "cannot write \(pendingKey); check the directory's permissions")
-                }
+                try FilePermissions.writePrivateFile(Data(key.base64.utf8), to: pendingKey)
             }
             let host = ProcessInfo.processInfo.hostName
             let answer: EnrolResponse
@@ -618,7 +642,8 @@ func printConflicts(_ store: ReplicaStore, _ language: Language) {
     if list.isEmpty { print(language.say("没有冲突记录", "no conflicts")) }
     for c in list {
         let key = c.key.map(\.description).joined(separator: ",")
-        print("#\(c.id) \(c.status.rawValue) \(c.table)(\(key)).\(c.column): \(language.say("被覆盖的值", "lost value")) \(c.lostValue) \(language.say("来自", "from")) \(c.lostOrigin); \(language.say("保留", "kept")) \(c.winnerOrigin.map(\.rawValue) ?? "-") [\(c.kind.rawValue), \(c.policy.rawValue)]")
+        // Values, keys and origins were written at a unit: never let them drive the terminal.
+        print(ReportFormat.terminal("#\(c.id) \(c.status.rawValue) \(c.table)(\(key)).\(c.column): \(language.say("被覆盖的值", "lost value")) \(c.lostValue) \(language.say("来自", "from")) \(c.lostOrigin); \(language.say("保留", "kept")) \(c.winnerOrigin.map(\.rawValue) ?? "-") [\(c.kind.rawValue), \(c.policy.rawValue)]"))
     }
 }
 

@@ -23,12 +23,9 @@ struct Report: AsyncParsableCommand {
 
     func run() throws {
         let language = ReportLanguage(lang ?? ProcessInfo.processInfo.environment["LANG"].map { $0.hasPrefix("zh") ? "zh" : "en" } ?? "zh")
-        guard FileManager.default.fileExists(atPath: "\(dir)/registry.db") else {
-            throw Failure(description: "\(dir) is not a hub directory (no registry.db); pass --dir with the hub's data directory")
-        }
         var settings = HubSettings()
         settings.silentAfterDays = silentAfterDays
-        let hub = try Hub(directory: dir, settings: settings)
+        let hub = try Hub.open(existing: dir, settings: settings)
         let view = try SupervisorView(hub: hub, silentAfterDays: silentAfterDays)
         let tree = try view.tree()
         guard let root = view.defaultRoot(tree) else { throw Failure(description: "the hub's org tree is empty; add units with ferry hub unit add") }
@@ -56,7 +53,7 @@ struct Report: AsyncParsableCommand {
         if csv {
             FileHandle.standardOutput.write(Data(ReportFormat.csv(table.header, table.rows)))
         } else {
-            if !heading.isEmpty { print(heading + "\n") }
+            if !heading.isEmpty { print(ReportFormat.terminal(heading) + "\n") }
             print(ReportTables.aligned(table.header, table.rows))
         }
     }

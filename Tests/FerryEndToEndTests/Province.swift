@@ -16,7 +16,7 @@ final class Province: @unchecked Sendable {
 
     init(units: [String], standard: String = Repository.path("Tests/Fixtures/test-standard.toml"), maxSessions: Int = 32) throws {
         dir = try TemporaryDirectory("ferry-e2e")
-        _ = try ferry(["hub", "unit", "list", "--dir", hubDir, "--standard", standard])
+        _ = try ferry(["hub", "init", "--dir", hubDir, "--standard", standard])
         try startHub(maxSessions: maxSessions)
         _ = try ferry(["hub", "unit", "add", "--dir", hubDir, "--id", "prov", "--name", "省", "--level", "province"])
         for u in units {

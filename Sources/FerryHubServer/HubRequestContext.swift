@@ -1,0 +1,15 @@
+import Hummingbird
+
+/// The request context of the hub's routes: Hummingbird's basics and the address of the
+/// connection's other end, for the supervisor's login throttle and the audit log.
+/// (`BasicRequestContext` keeps no address; resolve the client with `ClientAddress`.)
+public struct HubRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The IP address of the peer (a reverse proxy's, behind one); nil over a Unix socket.
+    public let peerAddress: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        peerAddress = source.channel.remoteAddress?.ipAddress
+    }
+}
