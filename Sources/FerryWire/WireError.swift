@@ -74,6 +74,10 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
     case overloaded
     case unavailable
     case notFound = "not_found"
+    /// The path exists but not with this method (the response's Allow header lists those it has).
+    case methodNotAllowed = "method_not_allowed"
+    /// One client address sent more requests than the hub takes from one address; wait for Retry-After.
+    case rateLimited = "rate_limited"
     /// A supervisor's request without a valid login (dashboard and report API).
     case unauthenticated
     /// A supervisor asked about an org node outside the subtree their account covers.
@@ -87,6 +91,8 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
         case .revoked, .forbidden: return 403
         case .unauthenticated: return 401
         case .notFound: return 404
+        case .methodNotAllowed: return 405
+        case .rateLimited: return 429
         case .tooLarge: return 413
         case .unknownSchema, .invalidValue, .outOfScope, .notWritable, .standardMismatch: return 422
         case .overloaded, .unavailable: return 503
@@ -97,7 +103,7 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
     /// Transport damage and load are worth retrying; everything else needs a person.
     public var isRetryable: Bool {
         switch self {
-        case .truncated, .corrupted, .overloaded, .unavailable, .internal, .staleRequest, .replayed: return true
+        case .truncated, .corrupted, .overloaded, .rateLimited, .unavailable, .internal, .staleRequest, .replayed: return true
         default: return false
         }
     }
@@ -127,6 +133,8 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
         case .overloaded: return "上级服务器繁忙，稍后自动重试"
         case .unavailable: return "上级服务器暂不可用，稍后自动重试"
         case .notFound: return "请求的地址不存在"
+        case .methodNotAllowed: return "该地址不支持此请求方法"
+        case .rateLimited: return "来自本地址的请求过多，稍后自动重试"
         case .unauthenticated: return "请先登录（用户名或密码错误，或登录已过期）"
         case .forbidden: return "该机构不在本账号的管辖范围内"
         case .internal: return "上级服务器内部错误，稍后自动重试"
