@@ -56,18 +56,41 @@ public final class HTTPHubConnection: HubConnection {
         SyncFailure(kind: .transport, message: e.message, messageZh: e.messageZh, isRetryable: e.isRetryable)
     }
 
+    /// The Ferry error in a response, nil when the body is not the error shape.
+    static func wireError(_ r: HTTPResponse) -> WireError? {
+        try? JSONDecoder().decode(WireError.self, from: Data(r.body))
+    }
+
     static func check(_ r: HTTPResponse) throws(SyncFailure) {
         guard !(200..<300).contains(r.status) else { return }
         let retryAfter = r.headers["retry-after"].flatMap(Double.init)
-        if let e = try? JSONDecoder().decode(WireError.self, from: Data(r.body)) {
+        if let e = wireError(r) {
             throw SyncFailure(e, retryAfter: retryAfter)
+        }
+        if (400..<500).contains(r.status) && r.status != 429 {
+            // Every refusal of a Ferry hub has the error shape; a bare 4xx is a request or an
+            // answer damaged on the way (or a proxy's), so it is the link's fault, retryable.
+            throw SyncFailure(
+                kind: .transport, message: "the hub answered HTTP \(r.status) without a Ferry error; the request or the answer was damaged on the way, or a proxy refused it — it will be sent again",
+                messageZh: "上级服务器返回 HTTP \(r.status)，但不是 Ferry 的错误答复；请求或答复可能在传输中损坏，或被代理拒绝，将自动重发", isRetryable: true,
+                retryAfter: retryAfter)
         }
         throw SyncFailure(
             kind: .hub(r.status >= 500 ? .unavailable : .badRequest), message: "the hub answered HTTP \(r.status)",
             messageZh: "上级服务器返回错误 \(r.status)", isRetryable: r.status >= 500 || r.status == 429, retryAfter: retryAfter)
     }
 
-    /// Sends one signed request; re-signs once with the hub's time if it said the clock is off.
+    /// Whether a refusal may be damage on the way, worth one immediate re-send with a fresh
+    /// signature: a clock the hub found off (the offset is now known), a signature or body
+    /// that did not survive the link, or a 4xx that is not the Ferry error shape.
+    static func worthResending(_ r: HTTPResponse) -> Bool {
+        guard (400..<500).contains(r.status) else { return false }
+        guard let e = wireError(r) else { return r.status != 429 }
+        return e.code == .staleRequest || e.code == .badSignature || e.code == .corrupted
+    }
+
+    /// Sends one signed request; re-signs and re-sends once at once when the refusal may be
+    /// the link's or the clock's (`worthResending`), or when the answer arrived damaged.
     func send(_ method: String, _ path: String, body: [UInt8], headers extra: [(String, String)]) throws(SyncFailure) -> HTTPResponse {
         var attempt = 0
         while true {
@@ -80,7 +103,10 @@ public final class HTTPHubConnection: HubConnection {
             let response: HTTPResponse
             do {
                 response = try client.send(method: method, url: base + path, headers: signed + extra + [("Expect", "")], body: body)
-            } catch { throw Self.failure(error) }
+            } catch {
+                if attempt == 1 && error.isRetryable && error.kind == .other { continue }
+                throw Self.failure(error)
+            }
             let headerBytes = (signed + extra).reduce(method.utf8.count + path.utf8.count + 64) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 }
             let responseHeaderBytes = response.headers.reduce(17) { $0 + $1.key.utf8.count + $1.value.utf8.count + 4 }
             counted.withLock {
@@ -92,11 +118,7 @@ public final class HTTPHubConnection: HubConnection {
                 let observed = Int64(bitPattern: hubTime) - Int64(bitPattern: clock.nowMillis())
                 offset.withLock { $0 = observed }
             }
-            if response.status == 401, attempt == 1,
-                let e = try? JSONDecoder().decode(WireError.self, from: Data(response.body)), e.code == .staleRequest
-            {
-                continue
-            }
+            if attempt == 1 && Self.worthResending(response) { continue }
             try Self.check(response)
             return response
         }
