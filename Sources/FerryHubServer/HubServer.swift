@@ -9,6 +9,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
@@ -167,6 +168,8 @@ public struct HubServer: Sendable {
             let buffer = try await request.collectBody(upTo: limit)
             return .success(Array(buffer.readableBytesView))
         } catch let error as HTTPError where error.status == .contentTooLarge {
+            return .failure(WireError(.tooLarge, "the request body is over \(limit) bytes; the hub takes at most \(limit) here"))
+        } catch is NIOTooManyBytesError {
             return .failure(WireError(.tooLarge, "the request body is over \(limit) bytes; the hub takes at most \(limit) here"))
         } catch {
             return .failure(WireError(.truncated, "the request body stopped arriving (\(error)); it will be sent again"))

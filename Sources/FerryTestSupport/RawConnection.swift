@@ -64,6 +64,36 @@ public final class RawConnection: @unchecked Sendable {
     @discardableResult
     public func send(_ text: String) -> Bool { send(Array(text.utf8)) }
 
+    /// Sends `bytes` in pieces while watching for an answer: as soon as the peer answers (or
+    /// stops taking bytes for `timeout` seconds, or closes) it stops sending and returns what
+    /// the peer sent within `timeout`. For requests a server should refuse before their body.
+    public func sendUntilAnswered(_ bytes: [UInt8], piece: Int = 64 * 1024, timeout: Double) -> [UInt8] {
+        var sent = 0
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+        while sent < bytes.count && ContinuousClock.now < deadline {
+            var p = pollfd(fd: fd, events: Int16(POLLIN) | Int16(POLLOUT), revents: 0)
+            guard poll(&p, 1, 100) > 0 else { continue }
+            if p.revents & Int16(POLLIN) != 0 || p.revents & (Int16(POLLERR) | Int16(POLLHUP)) != 0 { break }
+            let n = bytes[sent..<min(bytes.count, sent + piece)].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { continue }
+            if n <= 0 { break }
+            sent += n
+        }
+        return receive(timeout: max(0.1, Double((deadline - ContinuousClock.now).components.seconds))) { Self.isCompleteResponse($0) }
+    }
+
+    /// Whether `bytes` hold a whole HTTP response with a Content-Length body.
+    public static func isCompleteResponse(_ bytes: [UInt8]) -> Bool {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let end = text.range(of: "\r\n\r\n") else { return false }
+        let head = text[..<end.lowerBound].lowercased()
+        let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+            .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+        return text.utf8.count - text[..<end.upperBound].utf8.count >= length
+    }
+
     /// Bytes that arrived within `timeout` seconds (until the peer closes, or the timeout);
     /// empty when none did.
     public func receive(timeout: Double, until done: ([UInt8]) -> Bool = { _ in false }) -> [UInt8] {
