@@ -393,7 +393,8 @@ struct NodeCommand: AsyncParsableCommand {
             let host = ProcessInfo.processInfo.hostName
             let answer: EnrolResponse
             do {
-                answer = try HTTPHubConnection.enrol(hubURL: hub, request: EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: host))
+                answer = try HTTPHubConnection.enrol(
+                    hubURL: hub, request: EnrolRequest(token: token, publicKey: key.publicKeyBase64, hostname: host), configuration: dir.http)
             } catch {
                 throw Failure(description: language.say("登记失败：\(error.messageZh)（\(error.message)）", "enrolment failed: \(error.message)"))
             }
