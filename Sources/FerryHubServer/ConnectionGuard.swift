@@ -140,8 +140,10 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         case .head(var head):
             if parseFailed && head.status == .badRequest {
                 // Hummingbird answers an unparsable request with an empty 400; say what happened.
+                // Retryable: from a node, an unparsable request is one damaged on the way.
                 let body = stamp.errorBody(
-                    WireError(.badRequest, "the request could not be parsed as HTTP/1.1; it may have been damaged on the way — send it again"))
+                    WireError(.corrupted, "the request could not be parsed as HTTP/1.1; it was probably damaged on the way — send it again"))
+                head.headerFields.append(contentsOf: stamp.fields())
                 head.headerFields[.contentType] = WireMediaType.json
                 head.headerFields[.contentLength] = String(body.readableBytes)
                 context.write(wrapOutboundOut(.head(head)), promise: nil)

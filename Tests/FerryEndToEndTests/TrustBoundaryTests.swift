@@ -68,6 +68,13 @@ struct TrustBoundaryTests {
         #expect(try p.query(p.hubDB, "SELECT name FROM member WHERE id = 's1';") == [["坚持"]])
         #expect(took < .seconds(4), "the sync took \(took) while 170 connections misbehaved")
 
+        // A request the hub cannot parse gets the error shape too, and the hub's headers.
+        let garbled = try RawConnection(port: p.port)
+        garbled.send("POST /v1/push HTTP/1.1\r\nHost: hub\r\nContent-Length: x\u{1}\r\n\r\n")
+        let answer = parseHTTPResponse(garbled.receive(timeout: 5) { RawConnection.isCompleteResponse($0) })
+        #expect(answer?.status == 400 && answer?.code == "corrupted", "\(String(describing: answer))")
+        #expect(answer?.headers.contains("Ferry-Hub-Time") == true && answer?.headers.contains("Ferry-Standard-Version") == true)
+
         var latest: Duration = .zero
         for c in silent + halfHeads + crowd {
             let closed = c.waitUntilClosed(timeout: 12)
