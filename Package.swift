@@ -161,7 +161,7 @@ let package = Package(
             name: "FerryEndToEndTests",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport", "FerryHub", "FerryNode",
-                "FerryWire", "FerryTrust", "FerryHubServer", "FerryDemo", "FerrySample", "FerryConfig", "FerryCompression",
+                "FerryWire", "FerryTrust", "FerryHubServer", "FerryDemo", "FerrySample", "FerryConfig", "FerryCompression", "FerryHTTPClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -35,7 +35,8 @@ struct LimitedChannel<Base: ServerChildChannel>: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let address = channel.remoteAddress?.ipAddress ?? "unknown"
         if let refusal = limiter.open(address) {
-            limiter.logger.notice("connection refused", metadata: ["address": "\(address)", "limit": "\(refusal.rawValue)"])
+            // Debug only: a flood would fill the journal; ferry_hub_connections_refused_total counts them.
+            limiter.logger.debug("connection refused", metadata: ["address": "\(address)", "limit": "\(refusal.rawValue)"])
             TransportMetrics.connectionsRefused(refusal.rawValue)
             return base.setup(channel: channel, logger: logger).map { value in
                 channel.close(promise: nil)

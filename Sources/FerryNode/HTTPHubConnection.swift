@@ -67,17 +67,14 @@ public final class HTTPHubConnection: HubConnection {
         if let e = wireError(r) {
             throw SyncFailure(e, retryAfter: retryAfter)
         }
-        if (400..<500).contains(r.status) && r.status != 429 {
-            // Every refusal of a Ferry hub has the error shape; a bare 4xx is a request or an
-            // answer damaged on the way (or a proxy's), so it is the link's fault, retryable.
-            throw SyncFailure(
-                kind: .transport, message: "the hub answered HTTP \(r.status) without a Ferry error; the request or the answer was damaged on the way, or a proxy refused it — it will be sent again",
-                messageZh: "上级服务器返回 HTTP \(r.status)，但不是 Ferry 的错误答复；请求或答复可能在传输中损坏，或被代理拒绝，将自动重发", isRetryable: true,
-                retryAfter: retryAfter)
-        }
+        // Every refusal of a Ferry hub has the error shape. Anything else (a bare 4xx, a 3xx
+        // or 6xx status line, a 5xx page) is a request or an answer damaged on the way, or a
+        // proxy's answer: the link's fault, retryable, never a reason to call an administrator.
         throw SyncFailure(
-            kind: .hub(r.status >= 500 ? .unavailable : .badRequest), message: "the hub answered HTTP \(r.status)",
-            messageZh: "上级服务器返回错误 \(r.status)", isRetryable: r.status >= 500 || r.status == 429, retryAfter: retryAfter)
+            kind: .transport,
+            message: "the hub answered HTTP \(r.status) without a Ferry error; the request or the answer was damaged on the way, or a proxy answered — it will be sent again",
+            messageZh: "上级服务器返回 HTTP \(r.status)，但不是 Ferry 的错误答复；请求或答复可能在传输中损坏，或由代理返回，将自动重发",
+            isRetryable: true, retryAfter: retryAfter)
     }
 
     /// Whether a refusal may be damage on the way, worth one immediate re-send with a fresh

@@ -1,4 +1,5 @@
 import FerryCompression
+import FerryConfig
 import FerryCore
 import FerryHub
 @testable import FerryHubServer
@@ -212,6 +213,22 @@ struct AdmissionTests {
         #expect(a.admit(.enrol, from: "y", now: 2)?.code == .rateLimited)
         #expect(a.admit(.enrol, from: "y", now: 32) == nil, "half a minute refills one of two")
         #expect(WireErrorCode.rateLimited.httpStatus == 429 && WireErrorCode.rateLimited.isRetryable)
+    }
+
+    @Test("hub.toml's [limits] and [timeouts] defaults are TransportSettings' defaults")
+    func configDefaultsAreTheSettingsDefaults() {
+        let c = HubConfig.defaults
+        let t = TransportSettings()
+        #expect(c.limits.maxConnections == t.maxConnections)
+        #expect(c.limits.maxConnectionsPerAddress == t.maxConnectionsPerAddress)
+        #expect(c.limits.maxUnauthenticatedReads == t.maxUnauthenticatedReads)
+        #expect(c.limits.maxUnauthenticatedPerAddress == t.maxUnauthenticatedPerAddress)
+        #expect(c.limits.maxEnrolBodyBytes == t.maxEnrolBodyBytes)
+        #expect(c.limits.maxConcurrentEnrolments == t.maxConcurrentEnrolments)
+        #expect(c.limits.enrolAttemptsPerMinute == t.enrolAttemptsPerMinute)
+        #expect(c.timeouts.requestHeadSeconds == t.requestHeadTimeoutSeconds)
+        #expect(c.timeouts.bodyProgressSeconds == t.bodyProgressTimeoutSeconds)
+        #expect(c.maxConcurrentSessions == HubSettings().maxConcurrentSessions && c.maxBodyBytes == HubSettings().maxBodyBytes)
     }
 
     @Test("a head must arrive within its timeout; a body may be slow but not silent; no deadline runs while the hub answers")

@@ -172,4 +172,26 @@ struct TrustBoundaryTests {
         #expect(outcomes.contains { $0.first == "damaged" }, "\(outcomes)")
         print("measured: \(proxy.stats.flips) flipped upload chunks; synced in \(attempts) run(s), \(seconds(took)) s; audit \(outcomes)")
     }
+
+    @Test("bit flips in the hub's answers surface only as retryable errors, never as one that needs an administrator")
+    func flippedAnswersAreRetryable() throws {
+        let p = try Province(units: ["u-a"])
+        defer { p.shutdown() }
+        try p.writeDay("u-a", members: 200)
+        let proxy = try p.throughProxy("u-a", FaultPlan(flipProbability: 0.4, directions: [.toClient], seed: 23))
+        defer { proxy.stop() }
+        var failures: [String] = []
+        for _ in 0..<6 {
+            let r = try p.ferry(
+                ["sync", "--dir", p.nodeDir("u-a"), "--lang", "en", "--batch-bytes", "8192", "--low-speed-seconds", "3", "--low-speed-limit", "100"],
+                expectFailure: true)
+            if r.status != 0 { failures.append(r.stderr) }
+        }
+        #expect(proxy.stats.flips > 0)
+        #expect(failures.allSatisfy { $0.contains("It will be retried") }, "\(failures)")
+        proxy.plan = FaultPlan()
+        _ = try p.syncUntilDone("u-a")
+        #expect(try p.contents(p.hubDB, unit: "u-a") == p.contents(p.unitDB("u-a"), unit: "u-a"))
+        print("measured: \(proxy.stats.flips) flipped answer chunks; \(failures.count) of 6 runs failed, all retryable")
+    }
 }
