@@ -94,7 +94,7 @@ public struct HubServer: Sendable {
         for route in DashboardRoute.allCases { methods[route.path, default: []].append(route.method) }
         // First, so that it wraps every route and the router's own 404.
         router.add(middleware: WireShapeMiddleware(responder: wire, methods: methods))
-        // The other engineer's SupervisorHTTP takes `secureCookies:`; pass `servesTLS` here.
+        // SupervisorHTTP(view:secureCookies:) lands with the dashboard work: pass `secureCookies: servesTLS` here.
         let supervisor = SupervisorHTTP(view: view)
         for route in HubRoute.allCases {
             router.on(RouterPath(route.path), method: HTTPRequest.Method(route.method)!) { request, context in
