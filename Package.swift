@@ -20,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Hummingbird's own dependencies, named for the hub's connection guard and TLS.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.2"),
     ],
     targets: [
         // The pure core: clocks, values, changesets and their codec, merge rules, the
@@ -67,13 +71,22 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
-        // The hub over HTTP (Hummingbird 2).
+        // The hub over HTTP (Hummingbird 2), with TLS of its own (HummingbirdTLS: the only
+        // module that pulls in NIOSSL) and the connection guard (NIO channel handlers).
         .target(
             name: "FerryHubServer",
             dependencies: [
-                "FerryHub", "FerryWire", "FerryCompression",
+                "FerryCore", "FerryHub", "FerryWire", "FerryTrust", "FerryCompression",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // A unit's node: the sync exchange, its HTTP connection to the hub, the daemon loop.
@@ -149,8 +162,9 @@ let package = Package(
             name: "FerryEndToEndTests",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport", "FerryHub", "FerryNode",
-                "FerryWire", "FerryTrust", "FerryHubServer", "FerryDemo", "FerrySample",
+                "FerryWire", "FerryTrust", "FerryHubServer", "FerryDemo", "FerrySample", "FerryConfig", "FerryCompression", "FerryHTTPClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
     ],

@@ -35,7 +35,8 @@ public enum Gzip {
         guard ferry_inflate_init_gzip(&stream) == Z_OK else { throw Failure(description: "zlib inflate init failed") }
         defer { inflateEnd(&stream) }
         var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        // Never inflate more than one byte past the limit, however small the limit.
+        var chunk = [UInt8](repeating: 0, count: min(64 * 1024, max(maxBytes, 0) + 1))
         var input = input
         var status: Int32 = Z_OK
         try input.withUnsafeMutableBufferPointer { inp in

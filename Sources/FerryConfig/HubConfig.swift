@@ -1,4 +1,5 @@
 import FerryWire
+import Foundation
 
 /// A supervisor's hub configuration (`/etc/ferry/hub.toml`).
 ///
@@ -30,11 +31,65 @@ public struct HubConfig: Sendable, Equatable {
     public var trustedProxies = ""
     public var log = LogConfig()
     public var metrics = MetricsConfig()
+    public var limits = HubLimitsConfig()
+    public var timeouts = HubTimeoutsConfig()
+    public var tls = HubTLSConfig()
 
     public init() {}
 
     /// Every key at its default.
     public static let defaults = HubConfig()
+
+    /// `[limits]`: connections and requests taken before the sender is known.
+    public struct HubLimitsConfig: Sendable, Equatable {
+        /// Connections open at once (default 1024).
+        public var maxConnections = 1024
+        /// Connections open at once from one address (default 16).
+        public var maxConnectionsPerAddress = 16
+        /// Requests read before authentication, at once (default 8).
+        public var maxUnauthenticatedReads = 8
+        /// The same per address (default 4).
+        public var maxUnauthenticatedPerAddress = 4
+        /// Largest enrolment body, bytes, as sent and after gunzip (default 16384).
+        public var maxEnrolBodyBytes = 16_384
+        /// Enrolments at once (default 4).
+        public var maxConcurrentEnrolments = 4
+        /// Enrolment attempts per address and minute (default 10).
+        public var enrolAttemptsPerMinute = 10
+        public init() {}
+    }
+
+    /// `[timeouts]`: how long a silent client is waited for.
+    public struct HubTimeoutsConfig: Sendable, Equatable {
+        /// Seconds for a complete request head (default 30).
+        public var requestHeadSeconds = 30
+        /// Seconds a body may go without a byte (default 30).
+        public var bodyProgressSeconds = 30
+        public init() {}
+    }
+
+    /// `[tls]`: the hub's own HTTPS.
+    public struct HubTLSConfig: Sendable, Equatable {
+        /// PEM certificate file; "" (default) serves plain HTTP.
+        public var certificate = ""
+        /// PEM private key file; "" (default) with `certificate` "".
+        public var key = ""
+        public init() {}
+
+        /// Both or neither, and readable.
+        func validate() throws(ConfigError) {
+            if certificate.isEmpty != key.isEmpty {
+                throw ConfigError(
+                    key: certificate.isEmpty ? "tls.certificate" : "tls.key",
+                    problem: "must be set together with \(certificate.isEmpty ? "tls.key" : "tls.certificate"): the certificate and its private key (found \"\")")
+            }
+            for (name, path) in [("tls.certificate", certificate), ("tls.key", key)] where !path.isEmpty {
+                guard FileManager.default.isReadableFile(atPath: path) else {
+                    throw ConfigError(key: name, problem: "names \(path), which is not a readable file; give the PEM file's absolute path")
+                }
+            }
+        }
+    }
 
     /// `listen` parsed; nil only if `listen` is invalid, which `validate()` rejects.
     public var listenAddress: ListenAddress? { ListenAddress(listen) }
@@ -56,6 +111,7 @@ public struct HubConfig: Sendable, Equatable {
     /// Checks every value's range and form; the error names the first wrong key.
     public func validate() throws(ConfigError) {
         try Self.schema.validate(self)
+        try tls.validate()
         if let metricsAddress = metrics.address, metricsAddress.port != 0, metricsAddress == listenAddress {
             throw ConfigError(
                 key: "metrics.listen",
@@ -82,6 +138,27 @@ public struct HubConfig: Sendable, Equatable {
             sections: [
                 ConfigSection(name: "log", meaning: "Logs go to stderr; under systemd, read them with journalctl -u ferry-hub."),
                 ConfigSection(name: "metrics", meaning: "Prometheus metrics."),
+                ConfigSection(
+                    name: "limits",
+                    meaning: """
+                        What the hub takes from its clients before it knows who they are: connections, \
+                        requests read before authentication, enrolments. Beyond a limit the hub refuses at \
+                        once (a connection is closed; a request gets 503 overloaded or 429 rate_limited \
+                        with Retry-After), so connections that never finish cannot stop the units' syncs.
+                        """),
+                ConfigSection(
+                    name: "timeouts",
+                    meaning: """
+                        How long the hub waits for a client that stopped sending. Long enough for a unit \
+                        on an 8 kbit/s link; a slow upload that keeps moving is never cut.
+                        """),
+                ConfigSection(
+                    name: "tls",
+                    meaning: """
+                        HTTPS served by the hub itself (leave both empty for plain HTTP behind a TLS \
+                        proxy). The files are read again on SIGHUP (systemctl reload ferry-hub) and when \
+                        they change, without a restart; new connections get the new certificate.
+                        """),
             ],
             keys: [
                 ConfigKey(
@@ -150,6 +227,57 @@ public struct HubConfig: Sendable, Equatable {
                     Address to serve Prometheus metrics on (GET /metrics), e.g. "127.0.0.1:9701". \
                     "" serves none.
                     """),
+                ConfigKey(
+                    "limits.max_connections", .integer(\.limits.maxConnections), .integerAtLeast(1),
+                    "Connections open at once, from all clients; a new one beyond it is closed at once."),
+                ConfigKey(
+                    "limits.max_connections_per_address", .integer(\.limits.maxConnectionsPerAddress), .integerAtLeast(1),
+                    """
+                    Connections open at once from one client address; a new one beyond it is closed at \
+                    once. Raise it when many units reach the hub through one NAT address.
+                    """),
+                ConfigKey(
+                    "limits.max_unauthenticated_reads", .integer(\.limits.maxUnauthenticatedReads), .integerAtLeast(1),
+                    """
+                    Requests whose body the hub reads before it knows the sender, at once: enrolments, \
+                    and syncs of nodes older than this release (which do not sign their body's hash in \
+                    a header). More are answered 503 overloaded.
+                    """),
+                ConfigKey(
+                    "limits.max_unauthenticated_per_address", .integer(\.limits.maxUnauthenticatedPerAddress), .integerAtLeast(1),
+                    "The same, from one client address; more are answered 429 rate_limited."),
+                ConfigKey(
+                    "limits.max_enrol_body_bytes", .integer(\.limits.maxEnrolBodyBytes), .integerAtLeast(1024),
+                    "Largest enrolment request, bytes, as sent and after gunzip; larger is 413 too_large."),
+                ConfigKey(
+                    "limits.max_concurrent_enrolments", .integer(\.limits.maxConcurrentEnrolments), .integerAtLeast(1),
+                    "Enrolments served at once; more are answered 503 overloaded."),
+                ConfigKey(
+                    "limits.enrol_attempts_per_minute", .integer(\.limits.enrolAttemptsPerMinute), .integerAtLeast(1),
+                    """
+                    Enrolment attempts one client address may make per minute (a burst of as many, \
+                    refilled evenly); more are answered 429 rate_limited. Guessing tokens is hopeless \
+                    anyway (160 bits); this keeps the attempts from costing the hub.
+                    """),
+                ConfigKey(
+                    "timeouts.request_head_seconds", .integer(\.timeouts.requestHeadSeconds), .integerRange(1...3600),
+                    """
+                    Seconds within which a request's complete head must arrive, from the connection's \
+                    start or from the end of the previous answer on it; then the connection is closed. \
+                    This also closes idle kept-alive connections.
+                    """),
+                ConfigKey(
+                    "timeouts.body_progress_seconds", .integer(\.timeouts.bodyProgressSeconds), .integerRange(1...3600),
+                    "Seconds a request body may go without a single byte arriving before the connection is dropped."),
+                ConfigKey(
+                    "tls.certificate", .string(\.tls.certificate), .absolutePath(optional: true),
+                    """
+                    The hub's certificate (PEM; the chain after the leaf if there is one), e.g. from \
+                    the province's CA or Let's Encrypt. Set together with tls.key. "" serves plain HTTP.
+                    """),
+                ConfigKey(
+                    "tls.key", .string(\.tls.key), .absolutePath(optional: true),
+                    "The certificate's private key (PEM, unencrypted, readable by the ferry user only)."),
             ])
     }
 }

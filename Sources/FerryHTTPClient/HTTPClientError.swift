@@ -151,14 +151,22 @@ extension HTTPClientError {
             self = make(.other, true,
                 "the connection to \(url) dropped mid-request (\(detail)); the link is unreliable or the hub restarted — try again",
                 "与 \(url) 的连接在请求中途断开（\(detail)）；网络不稳定或中心服务器重启，请重试")
+        case _ where failure.requestStarted
+            && [CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING, CURLE_TOO_MANY_REDIRECTS].contains(code):
+            // The request went out: what libcurl could not use is the answer (a status line or
+            // header damaged on the way, "HTTP/1.3"), not the URL.
+            self = make(.other, true,
+                "the answer from \(url) arrived damaged (\(detail)); the link corrupts data — try again, and check the network if it persists",
+                "来自 \(url) 的答复在传输中损坏（\(detail)）；网络传输出错，请重试，如持续出现请检查网络")
         case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL:
             self = make(.other, false,
                 "\(url) is not a usable URL (\(detail)); check the hub URL setting",
                 "\(url) 不是可用的地址（\(detail)）；请检查中心服务器地址设置")
         default:
-            self = make(.other, false,
-                "request to \(url) failed (\(detail))",
-                "发往 \(url) 的请求失败（\(detail)）")
+            // Once the request went out, an unclassified failure is the link's, worth a retry.
+            self = make(.other, failure.requestStarted,
+                "request to \(url) failed (\(detail))" + (failure.requestStarted ? "; it will be tried again" : ""),
+                "发往 \(url) 的请求失败（\(detail)）" + (failure.requestStarted ? "；将自动重试" : ""))
         }
     }
 }

@@ -38,6 +38,8 @@ public struct HubSettings: Sendable {
     /// The hub's own reverse proxies, whose `X-Forwarded-For` names the client; empty
     /// (default): the connection's peer is the client.
     public var trustedProxies: [IPAddressRange] = []
+    /// Connection and unauthenticated-request limits and timeouts of the HTTP listener.
+    public var transport = TransportSettings()
     public init() {}
 }
 
@@ -277,7 +279,11 @@ public final class Hub: Sendable {
     }
 
     /// Checks a request's signature, freshness and nonce; returns the node it came from.
-    public func authenticate(method: String, path: String, header: (String) -> String?, body: [UInt8]) throws(WireError) -> NodeRecord {
+    ///
+    /// `bodySHA256Hex` is the hex SHA-256 of the body as sent: from the signed
+    /// `Ferry-Content-SHA256` header before the body is read (the caller then checks the body
+    /// against it), or computed from a body already read for a node that does not send it.
+    public func authenticate(method: String, path: String, header: (String) -> String?, bodySHA256Hex: String) throws(WireError) -> NodeRecord {
         let now = clock.nowMillis()
         guard let nodeText = header(WireHeader.node) else {
             throw WireError(.unknownNode, "this request is not signed by an enrolled node; enrol first with: ferry node init --hub URL --token TOKEN")
@@ -297,7 +303,7 @@ public final class Hub: Sendable {
         else {
             throw WireError(.badSignature, "the request lacks a valid \(WireHeader.timestamp), \(WireHeader.nonce) or \(WireHeader.signature) header")
         }
-        let canonical = RequestSigning.canonical(method: method, path: path, timestampMillis: ts, nonce: nonce, bodySHA256Hex: Trust.sha256Hex(body))
+        let canonical = RequestSigning.canonical(method: method, path: path, timestampMillis: ts, nonce: nonce, bodySHA256Hex: bodySHA256Hex)
         guard Trust.verify(publicKey: node.publicKey, signatureBase64: sig, data: canonical) else {
             registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "bad_signature", detail: "\(method) \(path.prefix(64))", now: now)
             throw WireError(.badSignature, "the request's signature does not match node '\(nodeText)''s key, or the request was altered")

@@ -1,10 +1,16 @@
 import FerryCompression
+import FerryCore
 import FerryHub
+import FerryTrust
 import FerryWire
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// The routes the hub serves; protocol/openapi.yaml must list exactly these (a test checks).
@@ -36,31 +42,61 @@ extension NamedRoute {
 
 extension HubRoute: NamedRoute {}
 
-/// Serves a `Hub` over HTTP/1.1 with Hummingbird. Every handler only moves bytes: parsing,
-/// authentication and sync logic live in `Hub`.
+/// Serves a `Hub` over HTTP/1.1 (plain, or TLS of its own) with Hummingbird. Every handler
+/// only moves bytes: parsing, authentication and sync logic live in `Hub`.
+///
+/// What it does before any of that is about the trust boundary: connections are bounded in
+/// all and per address and must keep sending (`TransportSettings`); a signed request is
+/// authenticated from its headers (`Ferry-Content-SHA256`) before it takes a session slot or
+/// has its body read; requests that must be read before anyone is authenticated (enrolment,
+/// older nodes) have small bounds of their own.
 public struct HubServer: Sendable {
     public let hub: Hub
     public let host: String
     public let port: Int
     /// The supervisor's view (indicators, freshness, conflicts) behind the dashboard and report API.
     public let view: SupervisorView
+    /// The certificate and key the hub serves TLS with; nil: plain HTTP.
+    public let tls: HubTLS?
+    /// Whether the hub itself serves TLS, so browsers reach the supervisor's view over HTTPS.
+    let servesTLS: Bool
+    let certificates: CertificateStore?
+    let limiter: ConnectionLimiter
+    let gate: RequestGate
+    let wire: WireResponder
     let logger: Logger
 
-    public init(hub: Hub, host: String = "127.0.0.1", port: Int = 7700, logger: Logger = Logger(label: "ferry.hub.http")) throws {
+    public init(
+        hub: Hub, host: String = "127.0.0.1", port: Int = 7700, tls: HubTLS? = nil, logger: Logger = Logger(label: "ferry.hub.http")
+    ) throws {
         self.hub = hub
         self.host = host
         self.port = port
+        self.tls = tls
         self.logger = logger
+        servesTLS = tls != nil
+        certificates = try tls.map { files throws(HubTLSError) in try CertificateStore(files: files, logger: logger) }
+        limiter = ConnectionLimiter(settings: hub.settings.transport, logger: logger)
+        gate = RequestGate(settings: hub.settings.transport)
+        wire = WireResponder(hub: hub)
         view = try SupervisorView(hub: hub, silentAfterDays: hub.settings.silentAfterDays)
     }
+
+    /// `http` or `https`, as the listener serves.
+    public var scheme: String { servesTLS ? "https" : "http" }
 
     /// The Hummingbird application; `onRunning` receives the bound port (useful with port 0).
     public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router(context: HubRequestContext.self)
-        let supervisor = SupervisorHTTP(view: view)
+        var methods: [String: [String]] = [:]
+        for route in HubRoute.allCases { methods[route.path, default: []].append(route.method) }
+        for route in DashboardRoute.allCases { methods[route.path, default: []].append(route.method) }
+        // First, so that it wraps every route and the router's own 404.
+        router.add(middleware: WireShapeMiddleware(responder: wire, methods: methods))
+        let supervisor = SupervisorHTTP(view: view, secureCookies: servesTLS)
         for route in HubRoute.allCases {
             router.on(RouterPath(route.path), method: HTTPRequest.Method(route.method)!) { request, context in
-                route.isSupervisor ? await supervisor.api(route, request, context) : await self.respond(route, request)
+                route.isSupervisor ? await supervisor.api(route, request, context) : await self.respond(route, request, from: context.clientAddress)
             }
         }
         for route in DashboardRoute.allCases {
@@ -68,46 +104,194 @@ public struct HubServer: Sendable {
                 await supervisor.dashboard(route, request, context)
             }
         }
+        let transport = hub.settings.transport
+        let stamp = ResponseStamp(fields: { [wire] in wire.stampFields() })
+        let logger = self.logger
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuardHandler(settings: transport, stamp: stamp, logger: logger)])
+        let limiter = self.limiter
+        let server: HTTPServerBuilder
+        if let certificates {
+            let tlsConfiguration = certificates.configuration()
+            server = HTTPServerBuilder { responder in
+                LimitedChannel(
+                    base: try TLSChannel(HTTP1Channel(responder: responder, configuration: http1), tlsConfiguration: tlsConfiguration),
+                    limiter: limiter)
+            }
+        } else {
+            server = HTTPServerBuilder { responder in
+                LimitedChannel(base: HTTP1Channel(responder: responder, configuration: http1), limiter: limiter)
+            }
+        }
+        let services: [any Service] = certificates.map {
+            [CertificateReloader(store: $0, interval: .seconds(transport.tlsReloadCheckSeconds))]
+        } ?? []
         return Application(
             router: router,
+            server: server,
             configuration: .init(address: .hostname(host, port: port), serverName: "ferry-hub"),
+            services: services,
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)
     }
 
-    func respond(_ route: HubRoute, _ request: Request) async -> Response {
-        var request = request
-        let hub = self.hub
-        // A sync request takes its session slot as it arrives: before its body is read and
-        // before it waits for a worker thread, so a shed request costs the hub almost nothing.
-        let isSession = route == .exchange || route == .reconcile
-        let requestNonce = request.headers[HTTPField.Name(WireHeader.nonce)!]
-        if isSession {
-            do throws(WireError) { try hub.admitSession() } catch { return failure(error, nonce: requestNonce) }
+    func respond(_ route: HubRoute, _ request: Request, from address: String) async -> Response {
+        switch route {
+        case .health:
+            return reply(.success(.json(Data("{\"status\":\"ok\",\"standard\":\"\(hub.store.standard.version)\"}".utf8))), gzip: false)
+        case .enrol:
+            return await enrol(request, from: address)
+        case .exchange, .reconcile, .standard:
+            return await signed(route, request, from: address)
+        case .adminLogin, .reportIndicators, .reportFreshness, .reportConflicts, .resolveConflict, .reportQuarantine, .resolveQuarantine:
+            return wire.failure(WireError(.notFound, "\(route.rawValue) is served by the supervisor's view"))
         }
-        defer { if isSession { hub.endSession() } }
-        let raw: [UInt8]
+    }
+
+    /// A refusal sent before the body was read: the connection closes after it, so the body
+    /// is never read at all.
+    func refuse(nonce: String? = nil, _ e: WireError) -> Response {
+        TransportMetrics.refused(e.code.rawValue)
+        return wire.failure(e, closing: true, nonce: nonce)
+    }
+
+    /// The body, read whole up to `limit` bytes; a stalled body is cut by the connection's
+    /// progress deadline.
+    func readBody(_ request: inout Request, limit: Int) async -> Result<[UInt8], WireError> {
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            return .failure(WireError(.tooLarge, "the request body is \(declared) bytes; the hub takes at most \(limit) here"))
+        }
         do {
-            let buffer = try await request.collectBody(upTo: hub.settings.maxBodyBytes)
-            raw = Array(buffer.readableBytesView)
+            let buffer = try await request.collectBody(upTo: limit)
+            return .success(Array(buffer.readableBytesView))
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return .failure(WireError(.tooLarge, "the request body is over \(limit) bytes; the hub takes at most \(limit) here"))
+        } catch is NIOTooManyBytesError {
+            return .failure(WireError(.tooLarge, "the request body is over \(limit) bytes; the hub takes at most \(limit) here"))
         } catch {
-            return failure(WireError(.tooLarge, "the request body is over \(hub.settings.maxBodyBytes) bytes"), nonce: requestNonce)
+            return .failure(WireError(.truncated, "the request body stopped arriving (\(error)); it will be sent again"))
         }
+    }
+
+    /// POST /v1/enrol: the token is the only credential, so everything is bounded before it is
+    /// checked — the body's size (as sent and after gunzip), enrolments at once, attempts per
+    /// address and minute.
+    func enrol(_ request: Request, from address: String) async -> Response {
+        var request = request
+        let limit = hub.settings.transport.maxEnrolBodyBytes
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            return refuse(WireError(.tooLarge, "an enrolment body is \(declared) bytes; the hub takes at most \(limit)"))
+        }
+        if let refusal = gate.admit(.enrol, from: address) { return refuse(refusal) }
+        defer { gate.release(.enrol, from: address) }
+        let raw: [UInt8]
+        switch await readBody(&request, limit: limit) {
+        case .success(let bytes): raw = bytes
+        case .failure(let e): return refuse(e)
+        }
+        let gzipped = request.headers[.contentEncoding] == "gzip"
+        let hub = self.hub
+        let outcome: Result<(Reply, String?), WireError> = await offload {
+            Result { () throws(WireError) -> (Reply, String?) in
+                var body = raw
+                if gzipped {
+                    do { body = try Gzip.decompress(raw, maxBytes: limit) } catch {
+                        throw WireError(.tooLarge, "the gzip enrolment body is damaged or expands beyond \(limit) bytes")
+                    }
+                }
+                let enrolment: EnrolRequest
+                do { enrolment = try JSONDecoder().decode(EnrolRequest.self, from: Data(body)) } catch {
+                    throw WireError(.badRequest, "the enrolment body is not valid: \(WireError.describe(error))")
+                }
+                // The answer is signed for the nonce the node chose, so it cannot be replayed to another enrolment.
+                let nonce = RequestSigning.isValidNonce(enrolment.nonce) ? enrolment.nonce : nil
+                return (try Reply.encodable(hub.enrol(enrolment)), nonce)
+            }
+        }
+        switch outcome {
+        case .success(let (reply, nonce)): return self.reply(.success(reply), gzip: false, nonce: nonce)
+        case .failure(let e): return wire.failure(e)
+        }
+    }
+
+    /// A node's signed request. With `Ferry-Content-SHA256` the node is authenticated from the
+    /// headers, then (push, pull) takes a session slot, then the body is read and checked
+    /// against the signed hash. Without it (an older node) the body is read first, under the
+    /// small bound for unauthenticated reads, and then authenticated.
+    func signed(_ route: HubRoute, _ request: Request, from address: String) async -> Response {
+        var request = request
         let headers = request.headers
         let path = request.uri.string
         let method = request.method.rawValue
+        let hub = self.hub
+        let maxBody = hub.settings.maxBodyBytes
+        let isSession = route == .exchange || route == .reconcile
+        let nonce = headers[HTTPField.Name(WireHeader.nonce)!]
+        @Sendable func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
+        let node: NodeRecord
+        let raw: [UInt8]
+        var holdsSession = false
+        defer { if holdsSession { hub.endSession() } }
+        if let claimed = header(WireHeader.contentSHA256) {
+            guard RequestSigning.isValidContentHash(claimed) else {
+                return refuse(nonce: nonce, WireError(.badSignature, "the \(WireHeader.contentSHA256) header is not 64 lowercase hex characters; it may have been damaged on the way"))
+            }
+            if let declared = headers[.contentLength].flatMap(Int.init), declared > maxBody {
+                return refuse(nonce: nonce, WireError(.tooLarge, "the request body is \(declared) bytes; the hub takes at most \(maxBody)"))
+            }
+            let authenticated: Result<NodeRecord, WireError> = await offload {
+                Result { () throws(WireError) in try hub.authenticate(method: method, path: path, header: header, bodySHA256Hex: claimed) }
+            }
+            switch authenticated {
+            case .success(let n): node = n
+            case .failure(let e): return refuse(nonce: nonce, e)
+            }
+            if isSession {
+                do throws(WireError) { try hub.admitSession() } catch { return refuse(nonce: nonce, error) }
+                holdsSession = true
+            }
+            switch await readBody(&request, limit: maxBody) {
+            case .success(let bytes): raw = bytes
+            case .failure(let e): return refuse(nonce: nonce, e)
+            }
+            guard Trust.sha256Hex(raw) == claimed else {
+                let count = raw.count
+                await offload { hub.noteDamagedBody(node: node, method: method, path: path, bytes: count) }
+                return wire.failure(
+                    WireError(
+                        .corrupted,
+                        "the body's SHA-256 differs from the signed \(WireHeader.contentSHA256): it was damaged on the way; send it again"),
+                    nonce: nonce)
+            }
+        } else {
+            if let refusal = gate.admit(.unauthenticatedBody, from: address) { return refuse(nonce: nonce, refusal) }
+            defer { gate.release(.unauthenticatedBody, from: address) }
+            switch await readBody(&request, limit: maxBody) {
+            case .success(let bytes): raw = bytes
+            case .failure(let e): return refuse(nonce: nonce, e)
+            }
+            let authenticated: Result<NodeRecord, WireError> = await offload {
+                Result { () throws(WireError) in
+                    try hub.authenticate(method: method, path: path, header: header, bodySHA256Hex: Trust.sha256Hex(raw))
+                }
+            }
+            switch authenticated {
+            case .success(let n): node = n
+            case .failure(let e): return wire.failure(e, nonce: nonce)
+            }
+            if isSession {
+                do throws(WireError) { try hub.admitSession() } catch { return wire.failure(error, nonce: nonce) }
+                holdsSession = true
+            }
+        }
         let acceptsGzip = headers[.acceptEncoding]?.contains("gzip") ?? false
         let gzipped = headers[.contentEncoding] == "gzip"
-        let maxBody = hub.settings.maxBodyBytes
-        // The nonce the answer is signed for: the request's, or the enrolment's own.
-        let answerNonce = MutexBox(requestNonce)
         let outcome: Result<Reply, WireError> = await offload {
             Result { () throws(WireError) -> Reply in
-                func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
                 func body() throws(WireError) -> [UInt8] {
                     guard gzipped else { return raw }
                     do { return try Gzip.decompress(raw, maxBytes: maxBody) } catch {
-                        throw WireError(.corrupted, "the gzip body is damaged; it will be sent again")
+                        throw WireError(.corrupted, "the gzip body is damaged: \(error)")
                     }
                 }
                 func json<T: Decodable>(_ t: T.Type) throws(WireError) -> T {
@@ -116,65 +300,63 @@ public struct HubServer: Sendable {
                     }
                 }
                 switch route {
-                case .health:
-                    return .json(Data("{\"status\":\"ok\",\"standard\":\"\(hub.store.standard.version)\"}".utf8))
-                case .enrol:
-                    let req = try json(EnrolRequest.self)
-                    if RequestSigning.isValidNonce(req.nonce) { answerNonce.set(req.nonce) }
-                    return try .encodable(hub.enrol(req))
                 case .exchange:
-                    let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
-                    return .exchange(try hub.exchange(from: node, body: try body()))
+                    let exchange = try body()
+                    // A body that is not an exchange at all is the sender's mistake, not damage.
+                    guard exchange.starts(with: ExchangeEnvelope.magic) else {
+                        throw WireError(
+                            .malformed,
+                            exchange.isEmpty
+                                ? "the exchange body is empty; it carries a header and at most one changeset (\(WireMediaType.exchange))"
+                                : "the exchange body does not begin with FRYX; send \(WireMediaType.exchange) as protocol/HTTP.md describes")
+                    }
+                    return .exchange(try hub.exchange(from: node, body: exchange))
                 case .reconcile:
-                    let node = try hub.authenticate(method: method, path: path, header: header, body: raw)
                     return .encodable(try hub.reconcile(from: node, request: try json(ReconcileRequest.self)))
                 case .standard:
-                    _ = try hub.authenticate(method: method, path: path, header: header, body: raw)
                     return .encodable(hub.signedStandard)
-                case .adminLogin, .reportIndicators, .reportFreshness, .reportConflicts, .resolveConflict, .reportQuarantine, .resolveQuarantine:
-                    throw WireError(.notFound, "\(route.rawValue) is served by the supervisor's view")
+                default:
+                    throw WireError(.notFound, "\(route.rawValue) is not a node's signed route")
                 }
             }
         }
+        return reply(outcome, gzip: acceptsGzip, nonce: nonce)
+    }
+
+    /// The answer, signed (status and body as sent) for the request that carried `nonce`, so
+    /// the node can tell the hub's answer from one altered or made up on the way.
+    func reply(_ outcome: Result<Reply, WireError>, gzip: Bool, nonce: String? = nil) -> Response {
         switch outcome {
         case .success(let reply):
-            var (status, headers, body) = reply.parts(hubTime: hub.now(), gzip: acceptsGzip)
+            var (status, headers, body) = reply.parts(hubTime: hub.now(), gzip: gzip)
             headers[HTTPField.Name(WireHeader.standardVersion)!] = hub.signedStandard.version
-            return answer(status, headers, body, nonce: answerNonce.value)
-        case .failure(let e): return failure(e, nonce: answerNonce.value)
+            if let nonce, RequestSigning.isValidNonce(nonce) {
+                headers[HTTPField.Name(WireHeader.hubSignature)!] = hub.signResponse(requestNonce: nonce, status: Int(status.code), body: body)
+            }
+            return Response(status: status, headers: headers, body: body.isEmpty ? .init() : .init(byteBuffer: ByteBuffer(bytes: body)))
+        case .failure(let e): return wire.failure(e, nonce: nonce)
         }
-    }
-
-    /// The response, signed (status and body as sent) for the request that carried `nonce`,
-    /// so the node can tell the hub's answer from one altered or made up on the way.
-    func answer(_ status: HTTPResponse.Status, _ headers: HTTPFields, _ body: [UInt8], nonce: String?) -> Response {
-        var headers = headers
-        if let nonce, RequestSigning.isValidNonce(nonce) {
-            headers[HTTPField.Name(WireHeader.hubSignature)!] = hub.signResponse(requestNonce: nonce, status: Int(status.code), body: body)
-        }
-        return Response(status: status, headers: headers, body: body.isEmpty ? .init() : .init(byteBuffer: ByteBuffer(bytes: body)))
-    }
-
-    func failure(_ e: WireError, nonce: String? = nil) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = WireMediaType.json
-        headers[HTTPField.Name(WireHeader.hubTime)!] = String(hub.now())
-        headers[HTTPField.Name(WireHeader.standardVersion)!] = hub.signedStandard.version
-        if e.code == .overloaded || e.code == .unavailable {
-            // Jittered, so shed nodes do not all come back in the same second.
-            headers[.retryAfter] = String(Int.random(in: 2...15))
-        }
-        let body = (try? JSONEncoder().encode(e)).map { [UInt8]($0) } ?? []
-        return answer(.init(code: e.httpStatus), headers, body, nonce: nonce)
     }
 }
 
-/// A value set once from a worker thread and read back on the event loop.
-final class MutexBox: Sendable {
-    private let lock: Mutex<String?>
-    init(_ v: String?) { lock = Mutex(v) }
-    func set(_ v: String) { lock.withLock { $0 = v } }
-    var value: String? { lock.withLock { $0 } }
+/// The request admission of one listener, shared by its requests.
+final class RequestGate: Sendable {
+    private let state: Mutex<RequestAdmission>
+    private let started = ContinuousClock.now
+
+    init(settings: TransportSettings) { state = Mutex(RequestAdmission(settings: settings)) }
+
+    private var now: Double {
+        let elapsed = ContinuousClock.now - started
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    func admit(_ kind: RequestAdmission.Kind, from address: String) -> WireError? {
+        let now = self.now
+        return state.withLock { $0.admit(kind, from: address, now: now) }
+    }
+
+    func release(_ kind: RequestAdmission.Kind, from address: String) { state.withLock { $0.release(kind, from: address) } }
 }
 
 /// Runs blocking SQLite work off the server's event loops.

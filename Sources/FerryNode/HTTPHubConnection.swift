@@ -94,27 +94,44 @@ public final class HTTPHubConnection: HubConnection {
         let canonical = ResponseSigning.canonical(requestNonce: nonce, status: r.status, bodySHA256Hex: Trust.sha256Hex(r.body))
         guard let sig = r.headers[WireHeader.hubSignature.lowercased()], Trust.verify(publicKey: hubKey, signatureBase64: sig, data: canonical) else {
             throw SyncFailure(
-                kind: .transport, message: "an answer from the hub was not signed by the hub's key (damaged or altered on the way); it was not used",
-                messageZh: "收到的答复没有上级的有效签名（传输中损坏或被篡改），已丢弃并将重试", isRetryable: true)
+                kind: .transport, message: "an answer from the hub was not signed by the hub's key (damaged or altered on the way, or a proxy answered); it was not used",
+                messageZh: "收到的答复没有上级的有效签名（传输中损坏、被篡改或由代理返回），已丢弃并将重试", isRetryable: true)
         }
+    }
+
+    /// The Ferry error in a response, nil when the body is not the error shape.
+    static func wireError(_ r: HTTPResponse) -> WireError? {
+        try? JSONDecoder().decode(WireError.self, from: Data(r.body))
     }
 
     /// Turns an error answer into a failure. With `hubKey`, an answer the hub did not sign
-    /// is not believed: it is damage on the way, and retried.
+    /// is not believed: it is damage on the way (or a proxy's page), and retried.
     static func check(_ r: HTTPResponse, hubKey: [UInt8]?, nonce: String) throws(SyncFailure) -> Never {
         let retryAfter = r.headers["retry-after"].flatMap(Double.init)
         if let hubKey { try verify(r, hubKey: hubKey, nonce: nonce) }
-        if let e = try? JSONDecoder().decode(WireError.self, from: Data(r.body)) {
-            throw SyncFailure(e, retryAfter: retryAfter)
-        }
-        // Not the hub's error shape: a proxy's page, or an answer damaged on the way.
+        if let e = wireError(r) { throw SyncFailure(e, retryAfter: retryAfter) }
+        // Every refusal of a Ferry hub has the error shape. Anything else (a bare 4xx, a 3xx
+        // or 6xx status line, a 5xx page) is a request or an answer damaged on the way, or a
+        // proxy's answer: the link's fault, retryable, never a reason to call an administrator.
         throw SyncFailure(
-            kind: .transport, message: "the hub answered HTTP \(r.status) without Ferry's error shape (a proxy in between, or damage on the way)",
-            messageZh: "上级返回 HTTP \(r.status)，但不是 Ferry 的错误格式（可能经过代理或传输损坏）", isRetryable: true, retryAfter: retryAfter)
+            kind: .transport,
+            message: "the hub answered HTTP \(r.status) without a Ferry error; the request or the answer was damaged on the way, or a proxy answered — it will be sent again",
+            messageZh: "上级服务器返回 HTTP \(r.status)，但不是 Ferry 的错误答复；请求或答复可能在传输中损坏，或由代理返回，将自动重发",
+            isRetryable: true, retryAfter: retryAfter)
     }
 
-    /// Sends one signed request; re-signs once with the hub's time if it said the clock is
-    /// off. Returns a verified successful answer.
+    /// Whether a refusal may be damage on the way, worth one immediate re-send with a fresh
+    /// signature: a clock the hub found off (the offset is now known), a signature or body
+    /// that did not survive the link, or a 4xx that is not the Ferry error shape.
+    static func worthResending(_ r: HTTPResponse) -> Bool {
+        guard (400..<500).contains(r.status) else { return false }
+        guard let e = wireError(r) else { return r.status != 429 }
+        return e.code == .staleRequest || e.code == .badSignature || e.code == .corrupted
+    }
+
+    /// Sends one signed request; re-signs and re-sends once at once when the refusal may be
+    /// the link's or the clock's (`worthResending`), or when the answer arrived damaged or
+    /// unsigned. Returns a successful answer whose signature verified.
     func send(_ method: String, _ path: String, body: [UInt8], headers extra: [(String, String)]) throws(SyncFailure) -> HTTPResponse {
         var attempt = 0
         while true {
@@ -128,7 +145,10 @@ public final class HTTPHubConnection: HubConnection {
             let response: HTTPResponse
             do {
                 response = try client.send(method: method, url: base + path, headers: signed + extra + [("Expect", "")], body: body)
-            } catch { throw Self.failure(error) }
+            } catch {
+                if attempt == 1 && error.isRetryable && error.kind == .other { continue }
+                throw Self.failure(error)
+            }
             let headerBytes = (signed + extra).reduce(method.utf8.count + path.utf8.count + 64) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 }
             let responseHeaderBytes = response.headers.reduce(17) { $0 + $1.key.utf8.count + $1.value.utf8.count + 4 }
             counted.withLock {
@@ -140,15 +160,15 @@ public final class HTTPHubConnection: HubConnection {
                 let observed = Int64(bitPattern: hubTime) - Int64(bitPattern: clock.nowMillis())
                 offset.withLock { $0 = observed }
             }
-            guard (200..<300).contains(response.status) else {
-                do throws(SyncFailure) {
-                    try Self.check(response, hubKey: hubKey, nonce: nonce)
-                } catch {
-                    if attempt == 1, case .hub(let code) = error.kind, code == .staleRequest { continue }
-                    throw error
-                }
+            // An answer is believed only with the hub's signature over it.
+            do throws(SyncFailure) { try Self.verify(response, hubKey: hubKey, nonce: nonce) } catch {
+                if attempt == 1 { continue }
+                throw error
             }
-            try Self.verify(response, hubKey: hubKey, nonce: nonce)
+            guard (200..<300).contains(response.status) else {
+                if attempt == 1 && Self.worthResending(response) { continue }
+                try Self.check(response, hubKey: nil, nonce: nonce)
+            }
             return response
         }
     }

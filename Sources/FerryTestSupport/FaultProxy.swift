@@ -42,6 +42,10 @@ public struct FaultPlan: Sendable, Equatable {
     public var halfCloseAfterBytes: Int?
     /// Probability that a chunk (at most 4 KiB, as read) has one random bit flipped. 0: never.
     public var flipProbability: Double
+    /// Flips toward the server land only in the bodies of HTTP/1.1 requests (framed by their
+    /// Content-Length), never in a request line or header: damage a signature cannot be
+    /// blamed for. A chunk with no body bytes is left alone. false: anywhere.
+    public var flipRequestBodiesOnly: Bool
     /// The directions that latency, the rate cap, cuts and flips apply to. Stall and half-close
     /// are about bytes toward the client and ignore this.
     public var directions: Set<Direction>
@@ -57,9 +61,11 @@ public struct FaultPlan: Sendable, Equatable {
         stallSeconds: Double = 0,
         halfCloseAfterBytes: Int? = nil,
         flipProbability: Double = 0,
+        flipRequestBodiesOnly: Bool = false,
         directions: Set<Direction> = [.toServer, .toClient],
         seed: UInt64 = 1
     ) {
+        self.flipRequestBodiesOnly = flipRequestBodiesOnly
         self.latencyMillis = latencyMillis
         self.bytesPerSecond = bytesPerSecond
         self.cutAfterBytes = cutAfterBytes
@@ -480,6 +486,37 @@ private final class Link: Sendable {
 
 // MARK: - One direction of one connection
 
+/// Follows HTTP/1.1 requests through a byte stream: which bytes are heads and which bodies
+/// (by Content-Length; a request without one has no body).
+struct RequestFramer {
+    private var head: [UInt8] = []
+    private var bodyLeft = 0
+
+    /// The ranges of `bytes`, the stream's next bytes, that belong to request bodies.
+    mutating func bodyRanges(in bytes: [UInt8]) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var i = 0
+        while i < bytes.count {
+            if bodyLeft > 0 {
+                let n = min(bodyLeft, bytes.count - i)
+                ranges.append(i..<(i + n))
+                bodyLeft -= n
+                i += n
+                continue
+            }
+            head.append(bytes[i])
+            i += 1
+            if head.count >= 4 && head[(head.count - 4)...].elementsEqual([13, 10, 13, 10]) {
+                let text = String(decoding: head, as: UTF8.self).lowercased()
+                bodyLeft = text.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                head = []
+            }
+        }
+        return ranges
+    }
+}
+
 /// Forwards one direction: reads chunks as they arrive, holds each until its due time (the
 /// latency), and writes them as the token bucket allows.
 private struct Pump {
@@ -507,6 +544,8 @@ private struct Pump {
 
     var queue: [Chunk] = []
     var queued = 0
+    /// Where request heads and bodies are, for `flipRequestBodiesOnly`.
+    var framer = RequestFramer()
     var sourceOpen = true
     /// After a half-close toward the client: read and drop the server's bytes.
     var silenced = false
@@ -569,9 +608,19 @@ private struct Pump {
                     sourceOpen = false
                 case let n? where n > 0 && !silenced:
                     var bytes = Array(buffer[0..<n])
-                    if faulty && link.plan.flipProbability > 0 && random.chance(link.plan.flipProbability) {
-                        let bit = Int.random(in: 0..<(n * 8), using: &random)
-                        bytes[bit / 8] ^= UInt8(1) << UInt8(bit % 8)
+                    let bodyOnly = link.plan.flipRequestBodiesOnly && direction == .toServer
+                    let bodies = bodyOnly ? framer.bodyRanges(in: bytes) : [0..<n]
+                    let flippable = bodies.reduce(0) { $0 + $1.count }
+                    if faulty && link.plan.flipProbability > 0 && flippable > 0 && random.chance(link.plan.flipProbability) {
+                        var bit = Int.random(in: 0..<(flippable * 8), using: &random)
+                        for range in bodies {
+                            if bit < range.count * 8 {
+                                let index = range.lowerBound + bit / 8
+                                bytes[index] ^= UInt8(1) << UInt8(bit % 8)
+                                break
+                            }
+                            bit -= range.count * 8
+                        }
                         link.core.stats.withLock { $0.flips += 1 }
                     }
                     queue.append(Chunk(bytes: bytes, due: clock.now + latency))

@@ -26,15 +26,18 @@ public struct SigningKey: Sendable {
         try key.signature(for: data).base64EncodedString()
     }
 
-    /// The headers that authenticate one request of this node.
+    /// The headers that authenticate one request of this node, `Ferry-Content-SHA256` included
+    /// (so the hub can authenticate before it reads the body); `body` is the body as sent.
     public func signedHeaders(node: String, method: String, path: String, body: [UInt8], nowMillis: UInt64) throws -> [(String, String)] {
         let nonce = Trust.randomHex(bytes: 16)
+        let bodyHash = Trust.sha256Hex(body)
         let canonical = RequestSigning.canonical(
-            method: method, path: path, timestampMillis: nowMillis, nonce: nonce, bodySHA256Hex: Trust.sha256Hex(body))
+            method: method, path: path, timestampMillis: nowMillis, nonce: nonce, bodySHA256Hex: bodyHash)
         return [
             (WireHeader.node, node),
             (WireHeader.timestamp, String(nowMillis)),
             (WireHeader.nonce, nonce),
+            (WireHeader.contentSHA256, bodyHash),
             (WireHeader.signature, try sign(canonical)),
         ]
     }

@@ -9,6 +9,10 @@ public enum WireHeader {
     public static let timestamp = "Ferry-Timestamp"
     public static let nonce = "Ferry-Nonce"
     public static let signature = "Ferry-Signature"
+    /// The lowercase hex SHA-256 of the body bytes exactly as sent (after gzip). It is the
+    /// body hash inside the signed bytes, so a hub can authenticate a request before it
+    /// reads the body, and then tell a body damaged on the way (`corrupted`) from a forgery.
+    public static let contentSHA256 = "Ferry-Content-SHA256"
     /// Sent by the hub on every response: its wall clock in ms since the epoch, so a node
     /// with a skewed clock can sign with the hub's time and report its skew.
     public static let hubTime = "Ferry-Hub-Time"
@@ -48,6 +52,11 @@ public enum RequestSigning {
 
     public static func canonical(method: String, path: String, timestampMillis: UInt64, nonce: String, bodySHA256Hex: String) -> [UInt8] {
         Array("\(version)\n\(method.uppercased())\n\(path)\n\(timestampMillis)\n\(nonce)\n\(bodySHA256Hex)".utf8)
+    }
+
+    /// Whether `s` is a SHA-256 in the form `Ferry-Content-SHA256` takes: 64 lowercase hex.
+    public static func isValidContentHash(_ s: String) -> Bool {
+        s.utf8.count == 64 && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 
     /// A nonce is 16 to 64 characters of hex.

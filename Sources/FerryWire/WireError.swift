@@ -92,10 +92,13 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
     case standardMismatch = "standard_mismatch"
     case wrongOrigin = "wrong_origin"
     case overloaded
-    /// Too many failed logins for an account or from an address: wait `retry_after` seconds.
+    /// Too many requests or failed logins from one address or for one account: wait for
+    /// Retry-After (`retry_after`) seconds.
     case rateLimited = "rate_limited"
     case unavailable
     case notFound = "not_found"
+    /// The path exists but not with this method (the response's Allow header lists those it has).
+    case methodNotAllowed = "method_not_allowed"
     /// A supervisor's request without a valid login (dashboard and report API).
     case unauthenticated
     /// A supervisor asked about an org node outside the subtree their account covers.
@@ -109,8 +112,9 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
         case .revoked, .forbidden: return 403
         case .unauthenticated: return 401
         case .notFound: return 404
-        case .tooLarge: return 413
+        case .methodNotAllowed: return 405
         case .rateLimited: return 429
+        case .tooLarge: return 413
         case .unknownSchema, .invalidValue, .outOfScope, .notWritable, .standardMismatch: return 422
         case .overloaded, .unavailable: return 503
         case .internal: return 500
@@ -148,9 +152,10 @@ public enum WireErrorCode: String, Codable, Sendable, CaseIterable {
         case .standardMismatch: return "数据标准版本不一致，请先升级"
         case .wrongOrigin: return "数据来源与请求节点不符"
         case .overloaded: return "上级服务器繁忙，稍后自动重试"
-        case .rateLimited: return "登录失败次数过多，请稍后再试"
         case .unavailable: return "上级服务器暂不可用，稍后自动重试"
         case .notFound: return "请求的地址不存在"
+        case .methodNotAllowed: return "该地址不支持此请求方法"
+        case .rateLimited: return "请求或登录失败次数过多，请稍后再试"
         case .unauthenticated: return "请先登录（用户名或密码错误，或登录已过期）"
         case .forbidden: return "该机构不在本账号的管辖范围内"
         case .internal: return "上级服务器内部错误，稍后自动重试"

@@ -163,6 +163,9 @@ struct HubCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Serve Prometheus metrics at http://host:port/metrics (off when unset).") var metrics: String?
         @Option(name: .long, help: "The hub's reverse proxies, whose X-Forwarded-For names the client: addresses or CIDR ranges joined by commas.")
         var trustedProxies = ""
+        @Option(name: .long, help: "Serve HTTPS with this PEM certificate (with --tls-key); reloaded on SIGHUP and when it changes.")
+        var tlsCert: String?
+        @Option(name: .long, help: "The PEM private key of --tls-cert.") var tlsKey: String?
 
         @Option(name: .long, help: "The hub's config file (TOML; see deploy/ferry-hub.toml.example). Its values replace the flags.")
         var config: String?
@@ -173,6 +176,12 @@ struct HubCommand: AsyncParsableCommand {
             }
             var listen = self.listen
             var settings = HubSettings()
+            var tls: HubTLS?
+            switch (tlsCert, tlsKey) {
+            case (let cert?, let key?): tls = HubTLS(certificatePath: cert, keyPath: key)
+            case (nil, nil): tls = nil
+            default: throw ValidationError("--tls-cert and --tls-key go together: the certificate and its private key")
+            }
             settings.maxConcurrentSessions = maxSessions
             settings.busyTimeoutSeconds = busyTimeout
             settings.trustedProxies = proxies
@@ -193,6 +202,16 @@ struct HubCommand: AsyncParsableCommand {
                 settings.trustedProxies = c.trustedProxyRanges
                 metricsListen = c.metrics.listen
                 level = Logger.Level(rawValue: c.log.level) ?? .info
+                settings.transport.maxConnections = c.limits.maxConnections
+                settings.transport.maxConnectionsPerAddress = c.limits.maxConnectionsPerAddress
+                settings.transport.maxUnauthenticatedReads = c.limits.maxUnauthenticatedReads
+                settings.transport.maxUnauthenticatedPerAddress = c.limits.maxUnauthenticatedPerAddress
+                settings.transport.maxEnrolBodyBytes = c.limits.maxEnrolBodyBytes
+                settings.transport.maxConcurrentEnrolments = c.limits.maxConcurrentEnrolments
+                settings.transport.enrolAttemptsPerMinute = c.limits.enrolAttemptsPerMinute
+                settings.transport.requestHeadTimeoutSeconds = c.timeouts.requestHeadSeconds
+                settings.transport.bodyProgressTimeoutSeconds = c.timeouts.bodyProgressSeconds
+                if !c.tls.certificate.isEmpty { tls = HubTLS(certificatePath: c.tls.certificate, keyPath: c.tls.key) }
             }
             bootstrapLogging(level)
             let metricsApp = try metricsService(metricsListen)
@@ -200,11 +219,12 @@ struct HubCommand: AsyncParsableCommand {
             guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700") }
             let text = try standardPath.map { try String(contentsOfFile: $0, encoding: .utf8) }
             let hub = try Hub.openOrCreate(directory: directory, standard: text, settings: settings)
-            let server = try HubServer(hub: hub, host: String(parts[0]), port: port)
+            let server = try HubServer(hub: hub, host: String(parts[0]), port: port, tls: tls)
             let notifier = SystemdNotifier()
+            let scheme = server.scheme
             let app = server.application { bound in
                 // Written unbuffered: supervisors (and tests) wait for this line.
-                FileHandle.standardOutput.write(Data("ferry hub listening on http://\(parts[0]):\(bound) (standard \(hub.store.standard.name) \(hub.store.standard.version))\n".utf8))
+                FileHandle.standardOutput.write(Data("ferry hub listening on \(scheme)://\(parts[0]):\(bound) (standard \(hub.store.standard.name) \(hub.store.standard.version))\n".utf8))
                 _ = try? notifier.ready(status: "serving on \(parts[0]):\(bound)")
             }
             let logger = Logger(label: "ferry.hub")
