@@ -64,11 +64,15 @@ public struct NodeIdentity: Codable, Sendable, Equatable {
 public enum NodeError: Error, CustomStringConvertible, Sendable {
     case notEnrolled(String)
     case alreadyEnrolled(String)
+    case noBackup(String)
+    case notAUnitDatabase(String)
 
     public var description: String {
         switch self {
         case .notEnrolled(let d): return "no enrolled node in \(d); enrol it first: ferry node init --dir \(d) --hub URL --token TOKEN"
         case .alreadyEnrolled(let d): return "\(d) already holds an enrolled node; use another directory, or remove it to enrol again"
+        case .noBackup(let f): return "there is no file \(f) to restore; name the backup copy of the unit's unit.db"
+        case .notAUnitDatabase(let f): return "\(f) is not a Ferry unit database (unit.db); name the backup copy of this unit's unit.db"
         }
     }
 }

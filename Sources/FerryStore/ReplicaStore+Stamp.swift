@@ -44,10 +44,14 @@ extension ReplicaStore {
             arguments: [limit])
         guard !captured.isEmpty else { return 0 }
         var counters = try loadCounters(db)
-        // A capture carries the wall time of its statement; without one (written by release
+        // A capture carries the wall time of its statement by SQLite's clock (the only one the
+        // sqlite3 shell has). What counts is its age by that same clock, taken from this
+        // replica's own clock: in production the two are one, and a test's injected clock
+        // still orders writes stamped at different times. Without a time (written by release
         // 1) the write is stamped now. Either is corrected by the known offset to the hub.
         let offset = try clockOffset(db)
         let now = clock.nowMillis()
+        let sqliteNow = try Int64.fetchOne(db, sql: "SELECT \(SchemaSQL.captureTime)") ?? 0
         let me = writer
         let authority = identity.role.authority
         struct Key: Hashable {
@@ -78,7 +82,8 @@ extension ReplicaStore {
             // Left unstamped: the row's fingerprint is still recomputed below, from its data.
             if captureProblem(t, op: op, scope: scope) != nil { continue }
             var meta = metas[key]!
-            let wall = at.map { UInt64(max(0, $0 &+ offset)) } ?? UInt64(max(0, Int64(now) &+ offset))
+            let age = at.map { max(0, sqliteNow &- $0) } ?? 0
+            let wall = UInt64(max(0, Int64(now) &- age &+ offset))
             let stamp = counters.clock.tick(now: wall)
             let seq = counters.nextSeq
             counters.nextSeq += 1

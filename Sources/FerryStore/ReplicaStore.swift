@@ -373,9 +373,7 @@ public final class ReplicaStore: Sendable {
             try db.execute(sql: "INSERT OR REPLACE INTO ferry_state(key, value) VALUES ('app.epoch', ?)", arguments: [Int64(bitPattern: e)])
         }
         guard path != ":memory:" else { return }
-        let file = path + "-epoch"
-        try? String(e).write(toFile: file + ".tmp", atomically: false, encoding: .utf8)
-        _ = rename(file + ".tmp", file)
+        try FilePermissions.writePrivateFile(Data(String(e).utf8), to: path + "-epoch")
     }
 
     static func readEpochFile(_ path: String) -> UInt64? {

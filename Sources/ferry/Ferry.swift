@@ -394,47 +394,28 @@ struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "node", abstract: "Enrol and run a unit's node.", subcommands: [Init.self, Run.self])
 
     struct Init: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Enrol this node with its hub using a one-time token, and create its database.")
+        static let configuration = CommandConfiguration(
+            abstract: "Enrol this node with its hub using a one-time token, and create its database (or take over a backup of it: --restore).")
         @OptionGroup var dir: NodeDir
         @Option(name: .long, help: "The hub's URL, e.g. http://hub.example:7700") var hub: String
         @Option(name: .long, help: "The one-time enrolment token from the supervisor.") var token: String
+        @Option(name: .long, help: "A replacement box: a backup copy of the unit's unit.db from its previous box, taken over as this node's database.")
+        var restore: String?
         @OptionGroup var language: Language
 
         func run() throws {
-            let fm = FileManager.default
-            if fm.fileExists(atPath: NodeIdentity.path(in: dir.dir)) { throw Failure(description: "\(NodeError.alreadyEnrolled(dir.dir))") }
-            try FilePermissions.ensurePrivateDirectory(dir.dir)
-            // The key is kept from the first try, so a retry after a lost answer on a bad link
-            // presents the same key and the hub recognises it instead of refusing the used token.
-            let pendingKey = "\(dir.dir)/enrol.key"
-            let key: SigningKey
-            if let saved = fm.contents(atPath: pendingKey).flatMap({ String(data: $0, encoding: .utf8) }) {
-                key = try SigningKey(base64: saved)
-            } else {
-                key = SigningKey()
-                try FilePermissions.writePrivateFile(Data(key.base64.utf8), to: pendingKey)
-            }
-            let host = ProcessInfo.processInfo.hostName
-            let answer: EnrolResponse
+            let result: NodeEnrolment.Result
             do {
-                answer = try HTTPHubConnection.enrol(hubURL: hub, token: token, key: key, hostname: host, configuration: dir.http)
-            } catch {
+                result = try NodeEnrolment.enrol(
+                    directory: dir.dir, hubURL: hub, token: token, hostname: ProcessInfo.processInfo.hostName, restoring: restore,
+                    configuration: dir.http)
+            } catch let error as SyncFailure {
                 throw Failure(description: language.say("登记失败：\(error.messageZh)（\(error.message)）", "enrolment failed: \(error.message)"))
             }
-            let standard = try StandardFile.parse(answer.standard, file: "standard from hub")
-            try answer.standard.write(toFile: "\(dir.dir)/standard.toml", atomically: true, encoding: .utf8)
-            let identity = NodeIdentity(
-                hubURL: hub, nodeID: answer.nodeID, unitID: answer.unitID, unitName: answer.unitName, hubNodeID: answer.hubNodeID,
-                hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: answer.compression.contains("gzip"))
-            try identity.save(directory: dir.dir)
-            try? fm.removeItem(atPath: pendingKey)
-            let store = try ReplicaStore(
-                path: "\(dir.dir)/unit.db", standard: standard,
-                identity: ReplicaIdentity(node: try NodeID(answer.nodeID), role: .unit(answer.unitID)), clock: SystemClock())
-            try store.close()
+            let id = result.identity
             print(language.say(
-                "已登记：节点 \(answer.nodeID)，单位 \(answer.unitName)（\(answer.unitID)），数据库 \(dir.dir)/unit.db",
-                "enrolled as node \(answer.nodeID) of unit \(answer.unitName) (\(answer.unitID)); database \(dir.dir)/unit.db"))
+                "已登记：节点 \(id.nodeID)，单位 \(id.unitName)（\(id.unitID)），数据库 \(result.database)\(restore != nil ? "（由备份恢复，同步时自动补齐）" : "")",
+                "enrolled as node \(id.nodeID) of unit \(id.unitName) (\(id.unitID)); database \(result.database)\(restore != nil ? " (taken over from the backup; the next sync brings it up to date)" : "")"))
         }
     }
 
@@ -533,6 +514,15 @@ struct Sync: AsyncParsableCommand {
             print(language.say(
                 "同步完成：上传 \(r.pushedRows) 行，接收 \(r.pulledRows) 行，新冲突 \(r.conflicts) 条，用时 \(String(format: "%.1f", r.seconds)) 秒",
                 "sync done: sent \(r.pushedRows) rows, received \(r.pulledRows) rows, \(r.conflicts) new conflicts, \(String(format: "%.1f", r.seconds)) s"))
+            if r.rollbackDetected {
+                print(language.say("注意：本机数据库曾被恢复为旧副本，已从上级补齐缺少的记录", "Note: this database had been put back from an older copy; what it lacked came back from the hub"))
+            }
+            if r.heldByHub > 0 {
+                print(language.say("上级暂未接收 \(r.heldByHub) 条记录，原因：", "the hub holds back \(r.heldByHub) rows:"))
+                for h in ((try? agent.store.held()) ?? []).prefix(10) {
+                    print("  · \(h.table)（\(ReportFormat.terminal(h.key.map(\.description).joined(separator: ", ")))）：\(ReportFormat.terminal(language.chinese ? h.reasonZh : h.reason))")
+                }
+            }
         } catch let error as SyncFailure {
             throw Failure(description: language.say("同步失败：\(error.messageZh)（\(error.message)）", "sync failed: \(error.message)") + (error.isRetryable ? language.say("。稍后会自动重试。", ". It will be retried.") : ""))
         }
@@ -555,12 +545,26 @@ struct Status: AsyncParsableCommand {
         let error = (try? store.state(language.chinese ? "last_error_zh" : "last_error"))?.textValue
         let offset = store.stateInt("hub_clock_offset_ms") ?? 0
         let now = Int64(SystemClock().nowMillis())
+        let heldRows = (try? store.held()) ?? []
+        let heldByHub = store.stateInt("held_by_hub").map(Int.init) ?? heldRows.filter { $0.kind != .unstorable }.count
+        let compared = store.stateInt("last_compared_at")
+        let equal = store.stateInt("last_compare_equal") == 1
+        let repairedAt = store.stateInt("last_repair_at")
+        let repairedRows = store.stateInt("last_repair_rows")
+        let rolledBackAt = store.stateInt("last_rollback_at")
         if json {
             let obj: [String: Any?] = [
                 "node": identity.nodeID, "unit": identity.unitID, "hub": identity.hubURL, "pending_rows": pending,
                 "conflicts_held": held, "last_sync_ok_at_ms": lastOK, "last_attempt_at_ms": lastTry, "last_error": error,
                 "standard_version": store.standard.version.description, "clock_offset_ms": offset,
                 "last_received_rows": store.stateInt("last_received_rows"),
+                "held_by_hub": heldByHub,
+                "held": heldRows.map {
+                    ["table": $0.table, "key": $0.key.map(\.description).joined(separator: ","), "column": $0.column ?? "", "kind": $0.kind.rawValue,
+                     "reason": language.chinese ? $0.reasonZh : $0.reason]
+                },
+                "last_compared_at_ms": compared, "last_compare_equal": compared.map { _ in equal },
+                "last_repair_at_ms": repairedAt, "last_repair_rows": repairedRows, "last_restore_detected_at_ms": rolledBackAt,
             ]
             let data = try JSONSerialization.data(withJSONObject: obj.compactMapValues { $0 }, options: [.sortedKeys, .prettyPrinted])
             print(String(decoding: data, as: UTF8.self))
@@ -580,6 +584,23 @@ struct Status: AsyncParsableCommand {
         print(language.say("待上传：\(pending) 行", "Waiting to go up: \(pending) rows"))
         if let r = store.stateInt("last_received_rows") { print(language.say("上次收到：\(r) 行", "Last received: \(r) rows")) }
         print(language.say("待人工处理的冲突：\(held) 条", "Conflicts awaiting review: \(held)"))
+        if !heldRows.isEmpty {
+            print(language.say("上级暂未接收的记录：\(heldByHub) 条（修改后会自动重新发送，或由上级处理）", "Held back by the hub: \(heldByHub) rows (fix them and they are sent again, or the supervisor decides)"))
+            for h in heldRows.prefix(5) {
+                print("  · \(h.table)（\(ReportFormat.terminal(h.key.map(\.description).joined(separator: ", ")))）：\(ReportFormat.terminal(language.chinese ? h.reasonZh : h.reason))")
+            }
+        }
+        if let compared {
+            print(language.say(
+                "与上级核对：\(equal ? "一致" : "有差异，已修复")（\(ago(compared))）", "Checked against the hub: \(equal ? "the same" : "differences repaired") (\(ago(compared)))"))
+        }
+        if let repairedAt, let rows = repairedRows {
+            print(language.say("上次自动修复：\(rows) 行（\(ago(repairedAt))）", "Last repair: \(rows) rows (\(ago(repairedAt)))"))
+        }
+        if let rolledBackAt {
+            print(language.say(
+                "注意：本机数据库曾被恢复为旧副本（\(ago(rolledBackAt))发现），已从上级补齐", "Note: this database was put back from an older copy (found \(ago(rolledBackAt))); recovered from the hub"))
+        }
         print(language.say("数据标准版本：\(store.standard.version)", "Standard version: \(store.standard.version)"))
         if abs(offset) > 5 * 60 * 1000 {
             print(language.say("警告：本机时钟与上级相差 \(offset / 60000) 分钟，请校准系统时间", "Warning: this box's clock is \(abs(offset) / 60000) min \(offset > 0 ? "behind" : "ahead of") the hub's; correct the system time"))

@@ -74,7 +74,7 @@ struct HubTLSTests {
             }
             return r
         }
-        _ = try ferry(["hub", "unit", "list", "--dir", hubDir, "--standard", standard])
+        _ = try ferry(["hub", "init", "--dir", hubDir, "--standard", standard])
         _ = try ferry(["hub", "unit", "add", "--dir", hubDir, "--id", "prov", "--name", "省", "--level", "province"])
         let token = try ferry(["hub", "unit", "add", "--dir", hubDir, "--id", "u-a", "--name", "甲", "--parent", "prov"])
             .stdout.split(separator: "\n").last.map(String.init) ?? ""

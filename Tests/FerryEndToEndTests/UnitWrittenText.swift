@@ -70,16 +70,21 @@ struct UnitWrittenText {
         try pull()
         guard conflicts else { return }
         // At the hub: the unit's hostile name loses to the supervisor's later correction.
+        // Each write is stamped as it is made, so the injected clock orders them.
         try unit.execute("UPDATE member SET name = ? WHERE id = 'm1'", [.text(Self.hostileName)])
+        try unit.stampPendingChanges()
         clock.advance(by: 1000)
         try hub.store.execute("UPDATE member SET name = '王芳（已核对）' WHERE id = 'm1'")
+        try hub.store.stampPendingChanges()
         clock.advance(by: 1000)
         try push()
         // At the node: the clerk's own edit loses to a later one from the hub.
         try pull()
         try unit.execute("UPDATE member SET note = ? WHERE id = 'm2'", [.text(Self.hostileLocal)])
+        try unit.stampPendingChanges()
         clock.advance(by: 1000)
         try hub.store.execute("UPDATE member SET note = '核' WHERE id = 'm2'")
+        try hub.store.stampPendingChanges()
         clock.advance(by: 1000)
         try pull()
         // A value the standard refuses, as a tampered node would send it.

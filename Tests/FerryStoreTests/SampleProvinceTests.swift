@@ -44,6 +44,15 @@ struct SampleProvinceTests {
             let node = try ReplicaStore(
                 path: path, standard: standard, identity: .init(node: NodeID(unchecked: "node-\(unit.id)"), role: .unit(unit.id)),
                 clock: clock)
+            // The directives a unit answers reach it from the hub first, as they would by sync.
+            let hubAgain = try ReplicaStore(
+                path: dir.file("hub.db"), standard: standard, identity: .init(node: NodeID(unchecked: "hub"), role: .hub), clock: clock)
+            let peer = Peer(id: NodeID(unchecked: "node-\(unit.id)"), direction: .downstream(unit: unit.id))
+            while let cs = try hubAgain.extract(for: peer, maxBytes: 1 << 20) {
+                try node.apply(cs, sender: .trusted)
+                try hubAgain.acknowledge(cs.batch, from: peer.id)
+            }
+            try hubAgain.close()
             try province.unitStatements(unit.id) { chunk in try node.executeAll(chunk.map { ($0.sql, $0.arguments) }) }
             #expect(try node.stampPendingChanges() > 0)
             try node.close()
