@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "ferry", targets: ["ferry"]),
         .library(name: "FerryCore", targets: ["FerryCore"]),
         .library(name: "FerryStore", targets: ["FerryStore"]),
+        // For the libFuzzer package in Fuzz/, which cannot depend on targets directly.
+        .library(name: "FerryFuzzTargets", targets: ["FerryFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -119,6 +121,9 @@ let package = Package(
             name: "FerryTestSupport",
             dependencies: ["FerryCore", "FerryStore", "FerryStandardFile"]
         ),
+        // The fuzz targets' checks over the untrusted-input parsers (changesets, JSON bodies,
+        // standard files), shared by the libFuzzer binaries in Fuzz/ and the fixture replay test.
+        .target(name: "FerryFuzzTargets", dependencies: ["FerryCore", "FerryWire", "FerryStandardFile"]),
         .executableTarget(
             name: "ferry",
             dependencies: [
@@ -149,7 +154,9 @@ let package = Package(
         ),
         .testTarget(
             name: "FerryCoreTests",
-            dependencies: ["FerryCore", "FerryStandardFile", "FerryTestSupport", "FerryWire", "FerryConfig", "FerrySystemd"]
+            dependencies: [
+                "FerryCore", "FerryStandardFile", "FerryTestSupport", "FerryWire", "FerryConfig", "FerrySystemd", "FerryFuzzTargets",
+            ]
         ),
         .testTarget(
             name: "FerryStoreTests",
