@@ -63,13 +63,36 @@ extension FuzzTarget {
         }
         let standardText = (try? StandardFile.builtInText()) ?? ""
         return [
-            json("enrol-request.json", EnrolRequest(token: "tok-0123456789abcdef", publicKey: String(repeating: "A", count: 43) + "=", hostname: "unit-u1-box")),
+            json(
+                "enrol-request.json",
+                EnrolRequest(
+                    tokenDigest: String(repeating: "a", count: 64), proof: String(repeating: "b", count: 64),
+                    publicKey: String(repeating: "A", count: 43) + "=", hostname: "unit-u1-box", nonce: String(repeating: "c", count: 32))),
             json(
                 "enrol-response.json",
                 EnrolResponse(
                     nodeID: "node-u1", unitID: "u1", unitName: "第一支部", hubNodeID: "hub", hubPublicKey: String(repeating: "B", count: 43) + "=",
-                    standardVersion: "1.2.0", standard: String(standardText.prefix(400)), compression: ["gzip"])),
-            json("pull-request.json", PullRequest(maxBytes: 1 << 20, standardVersion: "1.2.0", pendingRows: 12, clockMillis: 1_767_225_600_000)),
+                    standardVersion: "1.2.0", standard: String(standardText.prefix(400)), compression: ["gzip"],
+                    publicKey: String(repeating: "A", count: 43) + "=")),
+            json(
+                "exchange-request.json",
+                ExchangeRequest(
+                    maxBytes: 1 << 20, standardVersion: "1.2.0", pendingRows: 12, clockMillis: 1_767_225_600_000, epoch: 3,
+                    pulled: PullAcknowledgement(BatchPosition(sequence: 2, through: 9, isFinal: true)),
+                    resend: [RowRef(table: "member", key: [.text("m1")])], repair: [RowRef(table: "attendance", key: [.text("mt1"), .text("m1")])])),
+            json(
+                "exchange-response.json",
+                ExchangeResponse(
+                    pushed: PushAcknowledgement(sequence: 3, through: 42, final: true, rows: 10, cellsAdopted: 55, conflicts: 1, quarantined: 1),
+                    more: false,
+                    held: [HeldRowNotice(row: RowRef(table: "member", key: [.text("m2")]), column: "status", kind: "value", reason: "not allowed", reasonZh: "不允许")],
+                    heldTotal: 1, digest: "1f2e3d4c5b6a7988", epoch: 4, clockFloor: 115_816_896_921_600_000)),
+            json("reconcile-request.json", ReconcileRequest(standardVersion: "1.2.0", ranges: [WireRange(DigestRange(table: "member", prefix: "a3"))])),
+            json(
+                "reconcile-response.json",
+                ReconcileResponse(ranges: [
+                    WireRangeAnswer(RangeAnswer(range: DigestRange(table: "member", prefix: ""), digest: DigestSum(sum: 77, count: 2), leaves: [[.text("m1")]: 5, [.text("m2")]: 72]))
+                ])),
             json("pull-acknowledgement.json", PullAcknowledgement(BatchPosition(sequence: 3, through: 42, isFinal: true))),
             json("push-acknowledgement.json", PushAcknowledgement(sequence: 3, through: 42, final: false, rows: 10, cellsAdopted: 55, conflicts: 1, quarantined: 2)),
             json("signed-standard.json", SignedStandard(version: "1.2.0", standard: "name = \"x\"\n", signature: String(repeating: "C", count: 86) + "==")),

@@ -14,7 +14,21 @@ enum WireJSONTarget {
             _ = try? NodeID(m.hubNodeID)
             _ = StandardVersion(parsing: m.standardVersion)
         }
-        if let m = try probe(PullRequest.self, body) { _ = StandardVersion(parsing: m.standardVersion) }
+        if let m = try probe(ExchangeRequest.self, body) {
+            _ = StandardVersion(parsing: m.standardVersion)
+            _ = (m.resend + m.repair).map { KeyEncoding.encode($0.key) }
+        }
+        if let m = try probe(ExchangeResponse.self, body) { _ = m.held.map(\.row.key) }
+        if let m = try probe(ReconcileRequest.self, body) { _ = m.ranges.map { $0.range.isValid } }
+        if let m = try probe(ReconcileResponse.self, body) { _ = m.ranges.map(\.answer) }
+        // An exchange body: the envelope around a header and a changeset.
+        if let env = try? ExchangeEnvelope.decode(input) {
+            _ = try? JSONDecoder().decode(ExchangeRequest.self, from: Data(env.header))
+            if let c = env.changeset { _ = try? ChangesetCodec.decode(c) }
+            guard (try? ExchangeEnvelope.decode(env.encode())) == env else {
+                throw target.finding("an exchange envelope changed on its way through encode and decode")
+            }
+        }
         if let m = try probe(PullAcknowledgement.self, body) { _ = m.position }
         if let m = try probe(PushAcknowledgement.self, body) { _ = m.position }
         if let m = try probe(SignedStandard.self, body) {

@@ -25,6 +25,9 @@ public enum StandardFile {
     }
 
     public static func parse(_ text: String, file: String = "<standard>") throws -> Standard {
+        do { try TOMLPrecheck.check(text) } catch {
+            throw StandardFileError(file: file, message: "line \(error.line): \(error.message)")
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
