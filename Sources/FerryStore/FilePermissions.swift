@@ -43,7 +43,7 @@ public enum FilePermissions {
             tighten(path, logger: logger)
             return
         }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = parentFolder(of: path)
         if !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) {
             do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
                 throw FilePermissionError(path: parent, operation: .create, reason: error.localizedDescription)
@@ -130,9 +130,22 @@ public enum FilePermissions {
         return true
     }
 
+    /// The folder `path` is in: "" for a bare name ("node"), "/" for a name at the root.
+    /// Written by hand because this Foundation's `NSString.deletingLastPathComponent` traps
+    /// on a one-component relative path, which is what an operator types (`--dir node`).
+    static func parentFolder(of path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "" }
+        if slash == p.startIndex { return "/" }
+        var parent = p[..<slash]
+        while parent.count > 1 && parent.hasSuffix("/") { parent = parent.dropLast() }
+        return String(parent)
+    }
+
     /// 0600, or 0660 in a folder the operator made group-writable.
     static func fileMode(besideFolderOf path: String) -> mode_t {
-        var parent = (path as NSString).deletingLastPathComponent
+        var parent = parentFolder(of: path)
         if parent.isEmpty { parent = "." }
         var info = stat()
         guard stat(parent, &info) == 0, info.st_mode & S_IWGRP != 0 else { return privateFileMode }

@@ -122,4 +122,27 @@ struct HubCommandTests {
         #expect(broken.status != 0 && broken.stderr.contains("registry.db") && broken.stderr.contains("incomplete"), "\(broken.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(hubDir)/registry.db"))
     }
+
+    @Test("an operator who types relative folders (--dir hub, --dir node) sets up a hub and a node, syncs and reads the status")
+    func relativeFolders() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let folder = dir.path
+        #expect(try ferry(in: folder, ["hub", "init", "--dir", "hub"]).status == 0)
+        let serve = try ChildProcess("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", folder, FerryBinary.path, "hub", "serve", "--dir", "hub", "--listen", "127.0.0.1:0"])
+        defer { serve.stop() }
+        let port = try serve.waitFor("listening on http://127\\.0\\.0\\.1:(\\d+)")
+        _ = try ferry(in: folder, ["hub", "unit", "add", "--dir", "hub", "--id", "prov", "--name", "省", "--level", "province"])
+        let added = try ferry(in: folder, ["hub", "unit", "add", "--dir", "hub", "--id", "u-a", "--name", "单位", "--parent", "prov", "--industry", "medical"])
+        let token = added.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        for folderName in ["node", "./node2/"] {
+            let t = folderName == "node" ? token : try ferry(in: folder, ["hub", "token", "--dir", "hub", "--unit", "u-a"]).stdout.split(separator: "\n").last.map(String.init) ?? ""
+            let enrolled = try ferry(in: folder, ["node", "init", "--dir", folderName, "--hub", "http://127.0.0.1:\(port)", "--token", t, "--lang", "en"])
+            #expect(enrolled.status == 0, "\(folderName): \(enrolled.stderr)")
+            let synced = try ferry(in: folder, ["sync", "--dir", folderName, "--lang", "en"])
+            #expect(synced.status == 0, "\(folderName): \(synced.stderr)")
+            let status = try ferry(in: folder, ["status", "--dir", folderName, "--lang", "en"])
+            #expect(status.status == 0 && status.stdout.contains("u-a"), "\(folderName): \(status.stdout) \(status.stderr)")
+        }
+    }
 }
