@@ -27,7 +27,23 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .real(let d): return String(d)
         case .text(let s):
             let cut = s.count > 60 ? String(s.prefix(57)) + "..." : s
-            return "'\(cut)'"
+            // Control characters are shown, not sent: a NUL would cut the message where it
+            // is stored as text, an escape sequence would reach a supervisor's terminal.
+            var shown = ""
+            for scalar in cut.unicodeScalars {
+                if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+                    // As `ReportFormat.terminal` shows them.
+                    switch scalar {
+                    case "\n": shown += "\\n"
+                    case "\t": shown += "\\t"
+                    case "\r": shown += "\\r"
+                    default: shown += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+                    }
+                } else {
+                    shown.unicodeScalars.append(scalar)
+                }
+            }
+            return "'\(shown)'"
         case .blob(let b):
             let hex = b.prefix(16).map { byte in
                 let s = String(byte, radix: 16)

@@ -227,13 +227,14 @@ public final class Hub: Sendable {
 
     // MARK: Requests
 
-    public func enrol(_ request: EnrolRequest) throws(WireError) -> EnrolResponse {
+    /// `client` is the address the request came from, audited with the attempt.
+    public func enrol(_ request: EnrolRequest, client: String? = nil) throws(WireError) -> EnrolResponse {
         let now = clock.nowMillis()
         guard let raw = Data(base64Encoded: request.publicKey), raw.count == 32 else {
             throw WireError(.badRequest, "public_key must be base64 of a 32-byte Ed25519 key")
         }
         guard Trust.isAcceptablePublicKey([UInt8](raw)) else {
-            registry.audit(node: nil, unit: nil, action: "enrol", outcome: "weak_key", now: now)
+            registry.audit(node: nil, unit: nil, action: "enrol", outcome: "weak_key", client: client, now: now)
             throw WireError(.badRequest, "public_key is a weak Ed25519 key (a small-order or non-canonical point); generate a real key pair")
         }
         guard RequestSigning.isValidNonce(request.nonce), request.tokenDigest.utf8.count == 64,
@@ -256,7 +257,7 @@ public final class Hub: Sendable {
                 // anti-entropy then sends only what the backup lacks.
                 try store.skipCursorToLatest(for: node.id)
             }
-            registry.audit(node: node.id.rawValue, unit: node.unitID, action: "enrol", outcome: "ok", detail: hostname, now: now)
+            registry.audit(node: node.id.rawValue, unit: node.unitID, action: "enrol", outcome: "ok", detail: hostname, client: client, now: now)
             metrics.enrolments.increment()
             logger.notice("node enrolled", metadata: ["node": "\(node.id)", "unit": "\(node.unitID)", "restoring": "\(request.restoring == true)"])
             return EnrolResponse(
@@ -264,7 +265,7 @@ public final class Hub: Sendable {
                 hubPublicKey: key.publicKeyBase64, standardVersion: store.standard.version.description, standard: standardText,
                 compression: ["gzip"], publicKey: request.publicKey)
         } catch let e as WireError {
-            registry.audit(node: nil, unit: nil, action: "enrol", outcome: e.code.rawValue, now: now)
+            registry.audit(node: nil, unit: nil, action: "enrol", outcome: e.code.rawValue, client: client, now: now)
             throw e
         } catch {
             logger.error("enrolment failed", metadata: ["error": "\(error)"])
@@ -274,8 +275,9 @@ public final class Hub: Sendable {
 
     /// Signs an answer to the request that carried `requestNonce`: the node checks it with
     /// the hub's key before it uses anything in the answer.
-    public func signResponse(requestNonce: String, status: Int, body: [UInt8]) -> String {
-        (try? key.sign(ResponseSigning.canonical(requestNonce: requestNonce, status: status, bodySHA256Hex: Trust.sha256Hex(body)))) ?? ""
+    public func signResponse(requestNonce: String, status: Int, hubTime: String, body: [UInt8]) -> String {
+        (try? key.sign(
+            ResponseSigning.canonical(requestNonce: requestNonce, status: status, hubTime: hubTime, bodySHA256Hex: Trust.sha256Hex(body)))) ?? ""
     }
 
     /// Checks a request's signature, freshness and nonce; returns the node it came from.
@@ -283,7 +285,9 @@ public final class Hub: Sendable {
     /// `bodySHA256Hex` is the hex SHA-256 of the body as sent: from the signed
     /// `Ferry-Content-SHA256` header before the body is read (the caller then checks the body
     /// against it), or computed from a body already read for a node that does not send it.
-    public func authenticate(method: String, path: String, header: (String) -> String?, bodySHA256Hex: String) throws(WireError) -> NodeRecord {
+    public func authenticate(
+        method: String, path: String, header: (String) -> String?, bodySHA256Hex: String, client: String? = nil
+    ) throws(WireError) -> NodeRecord {
         let now = clock.nowMillis()
         guard let nodeText = header(WireHeader.node) else {
             throw WireError(.unknownNode, "this request is not signed by an enrolled node; enrol first with: ferry node init --hub URL --token TOKEN")
@@ -291,11 +295,11 @@ public final class Hub: Sendable {
         let record: NodeRecord?
         do { record = try registry.node(nodeText) } catch { throw WireError(.unavailable, "the hub's registry is busy; try again shortly") }
         guard let node = record else {
-            registry.audit(node: String(nodeText.prefix(64)), unit: nil, action: "auth", outcome: "unknown_node", detail: "\(method) \(path.prefix(64))", now: now)
+            registry.audit(node: String(nodeText.prefix(64)), unit: nil, action: "auth", outcome: "unknown_node", detail: "\(method) \(path.prefix(64))", client: client, now: now)
             throw WireError(.unknownNode, "this node is not enrolled at this hub; enrol with: ferry node init --hub URL --token TOKEN")
         }
         if node.revokedAt != nil {
-            registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "revoked", detail: "\(method) \(path.prefix(64))", now: now)
+            registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "revoked", detail: "\(method) \(path.prefix(64))", client: client, now: now)
             throw WireError(.revoked, "node '\(nodeText)' was revoked by the supervisor; ask them to re-enrol the unit")
         }
         guard let tsText = header(WireHeader.timestamp), let ts = UInt64(tsText), let nonce = header(WireHeader.nonce),
@@ -305,12 +309,12 @@ public final class Hub: Sendable {
         }
         let canonical = RequestSigning.canonical(method: method, path: path, timestampMillis: ts, nonce: nonce, bodySHA256Hex: bodySHA256Hex)
         guard Trust.verify(publicKey: node.publicKey, signatureBase64: sig, data: canonical) else {
-            registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "bad_signature", detail: "\(method) \(path.prefix(64))", now: now)
+            registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "bad_signature", detail: "\(method) \(path.prefix(64))", client: client, now: now)
             throw WireError(.badSignature, "the request's signature does not match node '\(nodeText)''s key, or the request was altered")
         }
         let age = ts > now ? ts - now : now - ts
         guard age <= RequestSigning.maxAgeMillis else {
-            registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "stale_request", detail: "\(age / 1000) s", now: now)
+            registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "stale_request", detail: "\(age / 1000) s", client: client, now: now)
             throw WireError(.staleRequest, "the request is timestamped \(age / 1000) s away from the hub's clock; sign with the hub's time (header \(WireHeader.hubTime))")
         }
         let fresh: Bool
@@ -318,7 +322,7 @@ public final class Hub: Sendable {
             throw WireError(.unavailable, "the hub's registry is busy; try again shortly")
         }
         guard fresh else {
-            registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "replayed", detail: "\(method) \(path.prefix(64))", now: now)
+            registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "replayed", detail: "\(method) \(path.prefix(64))", client: client, now: now)
             throw WireError(.replayed, "this request (nonce \(nonce)) was already received; a replay is refused")
         }
         return node
@@ -360,7 +364,7 @@ public final class Hub: Sendable {
     /// and asked for, and answers with the push's acknowledgement, its next batch and what
     /// it should know (held rows, the digest to compare, its next epoch). `body` is an
     /// `ExchangeEnvelope`; so is the answer.
-    public func exchange(from node: NodeRecord, body: [UInt8]) throws(WireError) -> [UInt8] {
+    public func exchange(from node: NodeRecord, body: [UInt8], client: String? = nil) throws(WireError) -> [UInt8] {
         let now = clock.nowMillis()
         let envelope = try ExchangeEnvelope.decode(body)
         let request: ExchangeRequest
@@ -389,7 +393,7 @@ public final class Hub: Sendable {
             var pushed: PushAcknowledgement?
             var authoredClock: UInt64 = 0
             if let bytes = envelope.changeset {
-                let (ack, clock) = try push(from: node, changeset: bytes, now: now)
+                let (ack, clock) = try push(from: node, changeset: bytes, client: client, now: now)
                 pushed = ack
                 authoredClock = clock
             }
@@ -399,7 +403,7 @@ public final class Hub: Sendable {
             }
             if epoch.rolledBack {
                 metrics.rollbacks.increment()
-                registry.audit(node: node.id.rawValue, unit: node.unitID, action: "rollback", outcome: "detected", detail: "epoch \(request.epoch)", now: now)
+                registry.audit(node: node.id.rawValue, unit: node.unitID, action: "rollback", outcome: "detected", detail: "epoch \(request.epoch)", client: client, now: now)
                 logger.warning("node database rolled back", metadata: ["node": "\(node.id)", "unit": "\(node.unitID)"])
             }
             // A node that moved to a newer standard gets everything again, with the columns it
@@ -426,7 +430,9 @@ public final class Hub: Sendable {
             var digest: String?
             do {
                 held = try store.heldRows(unit: node.unitID)
-                if !more, nodeStandard.version == store.standard.version {
+                // Both sides leave held rows out of the digest; the node knows only the ones
+                // listed, so with more held than listed the comparison waits (it would differ).
+                if !more, nodeStandard.version == store.standard.version, held.total <= held.rows.count {
                     let exclude = held.rows.map { RowRef(table: $0.table, key: $0.key, scope: node.unitID) }
                     digest = String(try store.digestRoot(unit: node.unitID, excluding: exclude), radix: 16)
                 }
@@ -442,7 +448,7 @@ public final class Hub: Sendable {
                 metrics.rowsSent.increment(by: cs.rowCount)
                 registry.audit(
                     node: node.id.rawValue, unit: node.unitID, action: "pull", batch: cs.batch.sequence, through: cs.batch.through, rows: cs.rowCount,
-                    outcome: "sent", now: now)
+                    outcome: "sent", client: client, now: now)
             }
             let response = ExchangeResponse(
                 pushed: pushed, more: more,
@@ -466,7 +472,7 @@ public final class Hub: Sendable {
 
     /// Applies one pushed batch from `node`; acknowledged only once durably applied. Returns
     /// the acknowledgement and the newest clock among the versions the node authored.
-    func push(from node: NodeRecord, changeset body: [UInt8], now: UInt64) throws(WireError) -> (PushAcknowledgement, UInt64) {
+    func push(from node: NodeRecord, changeset body: [UInt8], client: String? = nil, now: UInt64) throws(WireError) -> (PushAcknowledgement, UInt64) {
         do throws(WireError) {
             let cs: Changeset
             do { cs = try ChangesetCodec.decode(body, maxBytes: settings.maxBodyBytes) } catch { throw WireError(error) }
@@ -502,7 +508,7 @@ public final class Hub: Sendable {
             registry.audit(
                 node: node.id.rawValue, unit: node.unitID, action: repairRows > 0 ? "repair" : "push", batch: cs.batch.sequence,
                 through: cs.batch.through, rows: cs.rowCount, bytes: body.count, outcome: "applied",
-                detail: notes.isEmpty ? nil : notes.joined(separator: ", "), now: now)
+                detail: notes.isEmpty ? nil : notes.joined(separator: ", "), client: client, now: now)
             if report.refusedVersions > 0 {
                 logger.warning("versions refused", metadata: ["node": "\(node.id)", "count": "\(report.refusedVersions)"])
             }
@@ -521,7 +527,7 @@ public final class Hub: Sendable {
                 authored
             )
         } catch {
-            registry.audit(node: node.id.rawValue, unit: node.unitID, action: "push", bytes: body.count, outcome: error.code.rawValue, detail: String(error.message.prefix(200)), now: now)
+            registry.audit(node: node.id.rawValue, unit: node.unitID, action: "push", bytes: body.count, outcome: error.code.rawValue, detail: String(error.message.prefix(200)), client: client, now: now)
             logger.warning("push refused", metadata: ["node": "\(node.id)", "code": "\(error.code.rawValue)"])
             throw error
         }

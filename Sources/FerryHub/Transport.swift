@@ -42,11 +42,11 @@ public struct TransportSettings: Sendable, Equatable {
 extension Hub {
     /// Records that a signed request's body did not match its signed `Ferry-Content-SHA256`:
     /// damage on the way, not a failed authentication.
-    public func noteDamagedBody(node: NodeRecord, method: String, path: String, bytes: Int) {
+    public func noteDamagedBody(node: NodeRecord, method: String, path: String, bytes: Int, client: String? = nil) {
         let now = clock.nowMillis()
         registry.audit(
             node: node.id.rawValue, unit: node.unitID, action: "receive", bytes: bytes, outcome: "damaged", detail: "\(method) \(path)",
-            now: now)
+            client: client, now: now)
         metrics.error(WireErrorCode.corrupted.rawValue)
         logger.notice("request body damaged", metadata: ["node": "\(node.id)", "route": "\(method) \(path)", "bytes": "\(bytes)"])
     }

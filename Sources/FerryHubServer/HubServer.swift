@@ -96,7 +96,12 @@ public struct HubServer: Sendable {
         let supervisor = SupervisorHTTP(view: view, secureCookies: servesTLS)
         for route in HubRoute.allCases {
             router.on(RouterPath(route.path), method: HTTPRequest.Method(route.method)!) { request, context in
-                route.isSupervisor ? await supervisor.api(route, request, context) : await self.respond(route, request, from: context.clientAddress)
+                if route.isSupervisor { return await supervisor.api(route, request, context) }
+                // Behind the hub's own proxies, the address they name (as the dashboard does).
+                let client = ClientAddress.resolve(
+                    peer: context.peerAddress, forwardedFor: request.headers[values: SupervisorHTTP.forwardedFor],
+                    trustedProxies: self.hub.settings.trustedProxies) ?? context.clientAddress
+                return await self.respond(route, request, from: client)
             }
         }
         for route in DashboardRoute.allCases {
@@ -205,7 +210,7 @@ public struct HubServer: Sendable {
                 }
                 // The answer is signed for the nonce the node chose, so it cannot be replayed to another enrolment.
                 let nonce = RequestSigning.isValidNonce(enrolment.nonce) ? enrolment.nonce : nil
-                return (try Reply.encodable(hub.enrol(enrolment)), nonce)
+                return (try Reply.encodable(hub.enrol(enrolment, client: address)), nonce)
             }
         }
         switch outcome {
@@ -240,7 +245,7 @@ public struct HubServer: Sendable {
                 return refuse(nonce: nonce, WireError(.tooLarge, "the request body is \(declared) bytes; the hub takes at most \(maxBody)"))
             }
             let authenticated: Result<NodeRecord, WireError> = await offload {
-                Result { () throws(WireError) in try hub.authenticate(method: method, path: path, header: header, bodySHA256Hex: claimed) }
+                Result { () throws(WireError) in try hub.authenticate(method: method, path: path, header: header, bodySHA256Hex: claimed, client: address) }
             }
             switch authenticated {
             case .success(let n): node = n
@@ -256,7 +261,7 @@ public struct HubServer: Sendable {
             }
             guard Trust.sha256Hex(raw) == claimed else {
                 let count = raw.count
-                await offload { hub.noteDamagedBody(node: node, method: method, path: path, bytes: count) }
+                await offload { hub.noteDamagedBody(node: node, method: method, path: path, bytes: count, client: address) }
                 return wire.failure(
                     WireError(
                         .corrupted,
@@ -272,7 +277,7 @@ public struct HubServer: Sendable {
             }
             let authenticated: Result<NodeRecord, WireError> = await offload {
                 Result { () throws(WireError) in
-                    try hub.authenticate(method: method, path: path, header: header, bodySHA256Hex: Trust.sha256Hex(raw))
+                    try hub.authenticate(method: method, path: path, header: header, bodySHA256Hex: Trust.sha256Hex(raw), client: address)
                 }
             }
             switch authenticated {
@@ -310,7 +315,7 @@ public struct HubServer: Sendable {
                                 ? "the exchange body is empty; it carries a header and at most one changeset (\(WireMediaType.exchange))"
                                 : "the exchange body does not begin with FRYX; send \(WireMediaType.exchange) as protocol/HTTP.md describes")
                     }
-                    return .exchange(try hub.exchange(from: node, body: exchange))
+                    return .exchange(try hub.exchange(from: node, body: exchange, client: address))
                 case .reconcile:
                     return .encodable(try hub.reconcile(from: node, request: try json(ReconcileRequest.self)))
                 case .standard:
@@ -328,10 +333,12 @@ public struct HubServer: Sendable {
     func reply(_ outcome: Result<Reply, WireError>, gzip: Bool, nonce: String? = nil) -> Response {
         switch outcome {
         case .success(let reply):
-            var (status, headers, body) = reply.parts(hubTime: hub.now(), gzip: gzip)
+            let time = hub.now()
+            var (status, headers, body) = reply.parts(hubTime: time, gzip: gzip)
             headers[HTTPField.Name(WireHeader.standardVersion)!] = hub.signedStandard.version
             if let nonce, RequestSigning.isValidNonce(nonce) {
-                headers[HTTPField.Name(WireHeader.hubSignature)!] = hub.signResponse(requestNonce: nonce, status: Int(status.code), body: body)
+                headers[HTTPField.Name(WireHeader.hubSignature)!] = hub.signResponse(
+                    requestNonce: nonce, status: Int(status.code), hubTime: String(time), body: body)
             }
             return Response(status: status, headers: headers, body: body.isEmpty ? .init() : .init(byteBuffer: ByteBuffer(bytes: body)))
         case .failure(let e): return wire.failure(e, nonce: nonce)

@@ -30,7 +30,8 @@ struct WireResponder: Sendable {
         headers.append(contentsOf: extra)
         let body = (try? JSONEncoder().encode(e)).map { [UInt8]($0) } ?? []
         if let nonce, RequestSigning.isValidNonce(nonce) {
-            headers[HTTPField.Name(WireHeader.hubSignature)!] = hub.signResponse(requestNonce: nonce, status: e.httpStatus, body: body)
+            headers[HTTPField.Name(WireHeader.hubSignature)!] = hub.signResponse(
+                requestNonce: nonce, status: e.httpStatus, hubTime: headers[HTTPField.Name(WireHeader.hubTime)!] ?? "", body: body)
         }
         return Response(status: .init(code: e.httpStatus), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

@@ -91,7 +91,8 @@ public final class HTTPHubConnection: HubConnection {
 
     /// Checks the hub's signature on an answer to the request that carried `nonce`.
     static func verify(_ r: HTTPResponse, hubKey: [UInt8], nonce: String) throws(SyncFailure) {
-        let canonical = ResponseSigning.canonical(requestNonce: nonce, status: r.status, bodySHA256Hex: Trust.sha256Hex(r.body))
+        let canonical = ResponseSigning.canonical(
+            requestNonce: nonce, status: r.status, hubTime: r.headers[WireHeader.hubTime.lowercased()] ?? "", bodySHA256Hex: Trust.sha256Hex(r.body))
         guard let sig = r.headers[WireHeader.hubSignature.lowercased()], Trust.verify(publicKey: hubKey, signatureBase64: sig, data: canonical) else {
             throw SyncFailure(
                 kind: .transport, message: "an answer from the hub was not signed by the hub's key (damaged or altered on the way, or a proxy answered); it was not used",
@@ -155,15 +156,16 @@ public final class HTTPHubConnection: HubConnection {
                 $0.sent += headerBytes + body.count
                 $0.received += responseHeaderBytes + response.body.count
             }
+            // An answer is believed only with the hub's signature over it: its time (which
+            // corrects this node's write clocks) and its standard version too.
+            do throws(SyncFailure) { try Self.verify(response, hubKey: hubKey, nonce: nonce) } catch {
+                if attempt == 1 { continue }
+                throw error
+            }
             if let v = response.headers[WireHeader.standardVersion.lowercased()] { standardSeen.withLock { $0 = v } }
             if let hubTime = response.headers[WireHeader.hubTime.lowercased()].flatMap(UInt64.init) {
                 let observed = Int64(bitPattern: hubTime) - Int64(bitPattern: clock.nowMillis())
                 offset.withLock { $0 = observed }
-            }
-            // An answer is believed only with the hub's signature over it.
-            do throws(SyncFailure) { try Self.verify(response, hubKey: hubKey, nonce: nonce) } catch {
-                if attempt == 1 { continue }
-                throw error
             }
             guard (200..<300).contains(response.status) else {
                 if attempt == 1 && Self.worthResending(response) { continue }

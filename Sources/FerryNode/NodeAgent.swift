@@ -162,7 +162,7 @@ public final class NodeAgent: Sendable {
                 // Both sides are up to date: compare what they hold, once per sync.
                 guard !compared, let theirs = answer.digest.flatMap({ UInt64($0, radix: 16) }) else { break }
                 compared = true
-                let held = (try? store.held().filter { $0.kind != .unstorable }.map { RowRef(table: $0.table, key: $0.key) }) ?? []
+                let held = (try? store.held().filter { $0.kind != .local }.map { RowRef(table: $0.table, key: $0.key) }) ?? []
                 let mine: UInt64
                 do { mine = try store.digestRoot(unit: nil, excluding: held) } catch { throw local("computing this node's digest failed", error) }
                 progress(.compared(equal: mine == theirs))

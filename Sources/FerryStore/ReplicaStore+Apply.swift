@@ -67,7 +67,7 @@ extension ReplicaStore {
         // Where both sides hold one version with different values, whose value is right:
         // the replica that authored the version; for anyone else's, the hub's.
         let canonical: (CellVersion) -> Bool = { [identity] v in
-            if case .hub = identity.role { return v.origin == senderNode }
+            if case .hub = identity.role { return v.origin.node == senderNode.node }
             return v.origin.node != identity.node
         }
         return try applyTransaction { db, tx in

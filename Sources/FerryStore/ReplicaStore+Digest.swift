@@ -252,8 +252,8 @@ extension ReplicaStore {
     /// Replaces what this node knows of the rows its hub holds back.
     public func setHeldByHub(_ rows: [HeldRow]) throws {
         try pool.write { db in
-            try db.execute(sql: "DELETE FROM ferry_held WHERE kind != 'unstorable'")
-            for h in rows where h.kind != .unstorable {
+            try db.execute(sql: "DELETE FROM ferry_held WHERE kind != 'local'")
+            for h in rows where h.kind != .local {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO ferry_held (tbl, pk, col, kind, reason, reason_zh) VALUES (?, ?, ?, ?, ?, ?)",
                     arguments: [h.table, Data(KeyEncoding.encode(h.key)), h.column, h.kind.rawValue, h.reason, h.reasonZh])

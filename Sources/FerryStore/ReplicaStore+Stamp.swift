@@ -160,7 +160,7 @@ extension ReplicaStore {
     /// Records a local write that cannot be synced, so `ferry status` shows it.
     func holdLocal(_ db: Database, _ t: TableDefinition, key: [Value], scope: String?, reason: String) throws {
         try db.execute(
-            sql: "INSERT OR REPLACE INTO ferry_held (tbl, pk, col, kind, reason, reason_zh) VALUES (?, ?, NULL, 'unstorable', ?, ?)",
+            sql: "INSERT OR REPLACE INTO ferry_held (tbl, pk, col, kind, reason, reason_zh) VALUES (?, ?, NULL, 'local', ?, ?)",
             arguments: [
                 t.name, Data(KeyEncoding.encode(key)), "this write cannot be synced: \(reason)", "该修改无法同步：\(reason)",
             ])

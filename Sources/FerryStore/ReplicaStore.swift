@@ -57,6 +57,9 @@ public struct HeldRow: Sendable, Equatable, Hashable {
         case reference
         /// Storing the row failed for another reason (a counter at its limit, a constraint).
         case unstorable
+        /// A write made here that cannot be synced (a counter at its limit, a write a program
+        /// made past the guards). Only ever recorded by the node itself, never sent.
+        case local
     }
     public var table: String
     public var key: [Value]

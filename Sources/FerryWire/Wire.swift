@@ -25,11 +25,18 @@ public enum WireHeader {
 /// ```
 /// FERRY-RESPONSE-V1\n<request nonce>\n<HTTP status>\n<hex SHA-256 of the body as sent>
 /// ```
+///
+/// ```
+/// FERRY-RESPONSE-V2\n<request nonce>\n<status>\n<Ferry-Hub-Time>\n<hex SHA-256 of body as sent>
+/// ```
+///
+/// The hub's time is signed because a node corrects its write clocks by it: an unsigned
+/// one would let anyone on the path move a unit's edits in time.
 public enum ResponseSigning {
-    public static let version = "FERRY-RESPONSE-V1"
+    public static let version = "FERRY-RESPONSE-V2"
 
-    public static func canonical(requestNonce: String, status: Int, bodySHA256Hex: String) -> [UInt8] {
-        Array("\(version)\n\(requestNonce)\n\(status)\n\(bodySHA256Hex)".utf8)
+    public static func canonical(requestNonce: String, status: Int, hubTime: String, bodySHA256Hex: String) -> [UInt8] {
+        Array("\(version)\n\(requestNonce)\n\(status)\n\(hubTime)\n\(bodySHA256Hex)".utf8)
     }
 }
 

@@ -519,7 +519,7 @@ struct Sync: AsyncParsableCommand {
             }
             if r.heldByHub > 0 {
                 print(language.say("上级暂未接收 \(r.heldByHub) 条记录，原因：", "the hub holds back \(r.heldByHub) rows:"))
-                for h in ((try? agent.store.held()) ?? []).prefix(10) {
+                for h in ((try? agent.store.held()) ?? []).filter({ $0.kind != .local }).prefix(10) {
                     print("  · \(h.table)（\(ReportFormat.terminal(h.key.map(\.description).joined(separator: ", ")))）：\(ReportFormat.terminal(language.chinese ? h.reasonZh : h.reason))")
                 }
             }
@@ -546,7 +546,7 @@ struct Status: AsyncParsableCommand {
         let offset = store.stateInt("hub_clock_offset_ms") ?? 0
         let now = Int64(SystemClock().nowMillis())
         let heldRows = (try? store.held()) ?? []
-        let heldByHub = store.stateInt("held_by_hub").map(Int.init) ?? heldRows.filter { $0.kind != .unstorable }.count
+        let heldByHub = store.stateInt("held_by_hub").map(Int.init) ?? heldRows.filter { $0.kind != .local }.count
         let compared = store.stateInt("last_compared_at")
         let equal = store.stateInt("last_compare_equal") == 1
         let repairedAt = store.stateInt("last_repair_at")
@@ -584,11 +584,20 @@ struct Status: AsyncParsableCommand {
         print(language.say("待上传：\(pending) 行", "Waiting to go up: \(pending) rows"))
         if let r = store.stateInt("last_received_rows") { print(language.say("上次收到：\(r) 行", "Last received: \(r) rows")) }
         print(language.say("待人工处理的冲突：\(held) 条", "Conflicts awaiting review: \(held)"))
-        if !heldRows.isEmpty {
-            print(language.say("上级暂未接收的记录：\(heldByHub) 条（修改后会自动重新发送，或由上级处理）", "Held back by the hub: \(heldByHub) rows (fix them and they are sent again, or the supervisor decides)"))
-            for h in heldRows.prefix(5) {
+        let byHub = heldRows.filter { $0.kind != .local }
+        let here = heldRows.filter { $0.kind == .local }
+        func list(_ rows: [HeldRow]) {
+            for h in rows.prefix(5) {
                 print("  · \(h.table)（\(ReportFormat.terminal(h.key.map(\.description).joined(separator: ", ")))）：\(ReportFormat.terminal(language.chinese ? h.reasonZh : h.reason))")
             }
+        }
+        if heldByHub > 0 {
+            print(language.say("上级暂未接收的记录：\(heldByHub) 条（修改后会自动重新发送，或由上级处理）", "Held back by the hub: \(heldByHub) rows (fix them and they are sent again, or the supervisor decides)"))
+            list(byHub)
+        }
+        if !here.isEmpty {
+            print(language.say("本机无法同步的修改：\(here.count) 条（请联系上级）", "Writes here that cannot be synced: \(here.count) (tell the supervisor)"))
+            list(here)
         }
         if let compared {
             print(language.say(
