@@ -239,9 +239,8 @@ public struct HubConfig: Sendable, Equatable {
                 ConfigKey(
                     "limits.max_unauthenticated_reads", .integer(\.limits.maxUnauthenticatedReads), .integerAtLeast(1),
                     """
-                    Requests whose body the hub reads before it knows the sender, at once: enrolments, \
-                    and syncs of nodes older than this release (which do not sign their body's hash in \
-                    a header). More are answered 503 overloaded.
+                    Requests whose body the hub reads before it knows the sender (enrolments), at \
+                    once. More are answered 503 overloaded.
                     """),
                 ConfigKey(
                     "limits.max_unauthenticated_per_address", .integer(\.limits.maxUnauthenticatedPerAddress), .integerAtLeast(1),

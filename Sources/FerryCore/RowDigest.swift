@@ -13,7 +13,9 @@ public struct SipHasher: Sendable {
     var tailBytes = 0
     var length = 0
 
-    /// "FERRY-ROW-DIGEST" as the key.
+    /// The key as two little-endian 64-bit words, as the reference implementation reads its
+    /// 16 key bytes. The default is the row-fingerprint key of CHANGESET.md §14.8 (given there
+    /// as these integers; they are fixed constants, not secrets, and spell nothing).
     public init(k0: UInt64 = 0x5952_5245_4652_2d59, k1: UInt64 = 0x5453_4547_4944_2d57) {
         v0 ^= k0
         v1 ^= k1

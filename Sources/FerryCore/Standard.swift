@@ -392,8 +392,13 @@ public struct Standard: Hashable, Sendable {
                 guard let target = self.table(named: r.table), let tc = target.column(named: r.column) else {
                     throw CoreError(.invalidStandard, "table '\(t.name)', column '\(c.name)': references \(r), which is not defined")
                 }
-                guard target.primaryKey == [r.column] || tc.name == r.column && target.primaryKey.count == 1 else {
+                guard target.primaryKey == [r.column] else {
                     throw CoreError(.invalidStandard, "table '\(t.name)', column '\(c.name)': references \(r), which is not the single-column key of '\(r.table)'")
+                }
+                guard tc.type == c.type else {
+                    throw CoreError(
+                        .invalidStandard,
+                        "table '\(t.name)', column '\(c.name)' is \(c.type.rawValue) but references \(r), which is \(tc.type.rawValue); a reference and its key have one type")
                 }
             }
         }

@@ -59,6 +59,29 @@ public enum StandardEvolution {
                 if let n = nc.minimum, oc.minimum.map({ n > $0 }) ?? true { add(oc.name, "minimum raised") }
                 if let n = nc.maximum, oc.maximum.map({ n < $0 }) ?? true { add(oc.name, "maximum lowered") }
                 if let n = nc.maxLength, oc.maxLength.map({ n < $0 }) ?? true { add(oc.name, "max_length lowered") }
+                // The allow-list proper: with what a minor version may change put back, the
+                // column must be what it was. A property the format gains later is refused
+                // here until someone decides it may change.
+                var kept = nc
+                kept.label = oc.label
+                if let oa = oc.allowedValues, let na = nc.allowedValues, oa.allSatisfy(na.contains) { kept.allowedValues = oa }
+                if let o = oc.minimum, let n = nc.minimum, n <= o { kept.minimum = o }
+                if oc.minimum != nil, nc.minimum == nil { kept.minimum = oc.minimum }
+                if let o = oc.maximum, let n = nc.maximum, n >= o { kept.maximum = o }
+                if oc.maximum != nil, nc.maximum == nil { kept.maximum = oc.maximum }
+                if let o = oc.maxLength, let n = nc.maxLength, n >= o { kept.maxLength = o }
+                if oc.maxLength != nil, nc.maxLength == nil { kept.maxLength = oc.maxLength }
+                if kept != oc, !out.contains(where: { $0.table == ot.name && $0.column == oc.name }) {
+                    add(oc.name, "changed in a way a new minor version may not make (STANDARD.md §7 lists what may change)")
+                }
+            }
+            var keptTable = nt
+            keptTable.label = ot.label
+            keptTable.module = ot.module
+            keptTable.keepsHistory = ot.keepsHistory
+            keptTable.columns = ot.columns
+            if keptTable != ot, !out.contains(where: { $0.table == ot.name && $0.column == nil }) {
+                add(nil, "changed in a way a new minor version may not make (STANDARD.md §7 lists what may change)")
             }
             for nc in nt.columns.dropFirst(ot.columns.count) {
                 if !nc.nullable && nc.defaultValue == nil {
@@ -85,7 +108,9 @@ extension Changeset {
             t.rows = t.rows.compactMap { r in
                 var r = r
                 r.cells = r.cells.filter { def.column(named: $0.column) != nil }
-                return r.cells.isEmpty && !r.isDeleted ? nil : r
+                // A row whose every cell the older standard lacks has nothing to say; a delete
+                // and a `leave` row (it left the receiver's scope) say it without cells.
+                return r.cells.isEmpty && !r.isDeleted && !r.flags.contains(.leave) ? nil : r
             }
             return t.rows.isEmpty ? nil : t
         }

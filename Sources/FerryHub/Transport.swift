@@ -20,8 +20,8 @@ public struct TransportSettings: Sendable, Equatable {
     /// Connections open at once from one client address; beyond it new ones from that
     /// address are closed at once. Default 16.
     public var maxConnectionsPerAddress = 16
-    /// Requests whose body is read before anyone is authenticated (enrolment, nodes that do
-    /// not send `Ferry-Content-SHA256`), at once; beyond it 503 `overloaded`. Default 8.
+    /// Requests whose body is read before anyone is authenticated (enrolments), at once;
+    /// beyond it 503 `overloaded`. Default 8.
     public var maxUnauthenticatedReads = 8
     /// The same, from one client address; beyond it 429 `rate_limited`. Default 4.
     public var maxUnauthenticatedPerAddress = 4

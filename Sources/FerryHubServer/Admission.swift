@@ -35,17 +35,16 @@ struct ConnectionCounts: Sendable, Equatable {
     }
 }
 
-/// Admission of requests the hub must read before anyone is authenticated: enrolments, and
-/// signed requests of nodes that do not send `Ferry-Content-SHA256` (their body is the
-/// input of the signature check). Bounded in all, per address, and for enrolment also in
-/// rate, so that such requests cannot take the memory and threads the units' syncs need.
+/// Admission of requests the hub must read before anyone is authenticated: enrolments
+/// (every signed request has its body's hash in a signed header, so it is authenticated
+/// before its body is read). Bounded in all, per address and in rate, so that such requests
+/// cannot take the memory and threads the units' syncs need.
 ///
 /// A plain value with an injected `now` (seconds on a monotonic clock); every `admit` that
 /// returns nil must be matched by one `release`.
 struct RequestAdmission: Sendable {
     enum Kind: Sendable, Equatable {
-        /// A signed request without `Ferry-Content-SHA256`: read, then authenticated.
-        case unauthenticatedBody
+        /// An enrolment: its body is the only credential, read before anyone is known.
         case enrol
     }
 

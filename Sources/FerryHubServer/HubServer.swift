@@ -219,10 +219,9 @@ public struct HubServer: Sendable {
         }
     }
 
-    /// A node's signed request. With `Ferry-Content-SHA256` the node is authenticated from the
-    /// headers, then (push, pull) takes a session slot, then the body is read and checked
-    /// against the signed hash. Without it (an older node) the body is read first, under the
-    /// small bound for unauthenticated reads, and then authenticated.
+    /// A node's signed request: the node is authenticated from the headers (the body's hash
+    /// is signed in `Ferry-Content-SHA256`), then an exchange or reconcile takes a session
+    /// slot, then the body is read and checked against the signed hash.
     func signed(_ route: HubRoute, _ request: Request, from address: String) async -> Response {
         var request = request
         let headers = request.headers
@@ -237,57 +236,51 @@ public struct HubServer: Sendable {
         let raw: [UInt8]
         var holdsSession = false
         defer { if holdsSession { hub.endSession() } }
-        if let claimed = header(WireHeader.contentSHA256) {
-            guard RequestSigning.isValidContentHash(claimed) else {
-                return refuse(nonce: nonce, WireError(.badSignature, "the \(WireHeader.contentSHA256) header is not 64 lowercase hex characters; it may have been damaged on the way"))
+        // The body's hash is signed in a header, so the request is authenticated before its
+        // body is read. A node that does not send it (release 1) speaks routes this hub no
+        // longer serves; nothing of its body is read.
+        guard let claimed = header(WireHeader.contentSHA256) else {
+            if header(WireHeader.node) == nil {
+                return refuse(
+                    nonce: nonce,
+                    WireError(.unknownNode, "this request is not signed by an enrolled node; enrol first with: ferry node init --hub URL --token TOKEN"))
             }
-            if let declared = headers[.contentLength].flatMap(Int.init), declared > maxBody {
-                return refuse(nonce: nonce, WireError(.tooLarge, "the request body is \(declared) bytes; the hub takes at most \(maxBody)"))
-            }
-            let authenticated: Result<NodeRecord, WireError> = await offload {
-                Result { () throws(WireError) in try hub.authenticate(method: method, path: path, header: header, bodySHA256Hex: claimed, client: address) }
-            }
-            switch authenticated {
-            case .success(let n): node = n
-            case .failure(let e): return refuse(nonce: nonce, e)
-            }
-            if isSession {
-                do throws(WireError) { try hub.admitSession() } catch { return refuse(nonce: nonce, error) }
-                holdsSession = true
-            }
-            switch await readBody(&request, limit: maxBody) {
-            case .success(let bytes): raw = bytes
-            case .failure(let e): return refuse(nonce: nonce, e)
-            }
-            guard Trust.sha256Hex(raw) == claimed else {
-                let count = raw.count
-                await offload { hub.noteDamagedBody(node: node, method: method, path: path, bytes: count, client: address) }
-                return wire.failure(
-                    WireError(
-                        .corrupted,
-                        "the body's SHA-256 differs from the signed \(WireHeader.contentSHA256): it was damaged on the way; send it again"),
-                    nonce: nonce)
-            }
-        } else {
-            if let refusal = gate.admit(.unauthenticatedBody, from: address) { return refuse(nonce: nonce, refusal) }
-            defer { gate.release(.unauthenticatedBody, from: address) }
-            switch await readBody(&request, limit: maxBody) {
-            case .success(let bytes): raw = bytes
-            case .failure(let e): return refuse(nonce: nonce, e)
-            }
-            let authenticated: Result<NodeRecord, WireError> = await offload {
-                Result { () throws(WireError) in
-                    try hub.authenticate(method: method, path: path, header: header, bodySHA256Hex: Trust.sha256Hex(raw), client: address)
-                }
-            }
-            switch authenticated {
-            case .success(let n): node = n
-            case .failure(let e): return wire.failure(e, nonce: nonce)
-            }
-            if isSession {
-                do throws(WireError) { try hub.admitSession() } catch { return wire.failure(error, nonce: nonce) }
-                holdsSession = true
-            }
+            return refuse(
+                nonce: nonce,
+                WireError(
+                    .badRequest,
+                    "the request has no \(WireHeader.contentSHA256) header; this node's Ferry is older than the hub's (protocol 2): upgrade the node",
+                    zh: "请求缺少 \(WireHeader.contentSHA256)，本节点的 Ferry 版本低于上级（协议 2），请升级节点软件"))
+        }
+        guard RequestSigning.isValidContentHash(claimed) else {
+            return refuse(nonce: nonce, WireError(.badSignature, "the \(WireHeader.contentSHA256) header is not 64 lowercase hex characters; it may have been damaged on the way"))
+        }
+        if let declared = headers[.contentLength].flatMap(Int.init), declared > maxBody {
+            return refuse(nonce: nonce, WireError(.tooLarge, "the request body is \(declared) bytes; the hub takes at most \(maxBody)"))
+        }
+        let authenticated: Result<NodeRecord, WireError> = await offload {
+            Result { () throws(WireError) in try hub.authenticate(method: method, path: path, header: header, bodySHA256Hex: claimed, client: address) }
+        }
+        switch authenticated {
+        case .success(let n): node = n
+        case .failure(let e): return refuse(nonce: nonce, e)
+        }
+        if isSession {
+            do throws(WireError) { try hub.admitSession() } catch { return refuse(nonce: nonce, error) }
+            holdsSession = true
+        }
+        switch await readBody(&request, limit: maxBody) {
+        case .success(let bytes): raw = bytes
+        case .failure(let e): return refuse(nonce: nonce, e)
+        }
+        guard Trust.sha256Hex(raw) == claimed else {
+            let count = raw.count
+            await offload { hub.noteDamagedBody(node: node, method: method, path: path, bytes: count, client: address) }
+            return wire.failure(
+                WireError(
+                    .corrupted,
+                    "the body's SHA-256 differs from the signed \(WireHeader.contentSHA256): it was damaged on the way; send it again"),
+                nonce: nonce)
         }
         let acceptsGzip = headers[.acceptEncoding]?.contains("gzip") ?? false
         let gzipped = headers[.contentEncoding] == "gzip"

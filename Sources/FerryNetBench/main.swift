@@ -15,6 +15,9 @@
 //                                                    N units over real HTTP against a hub process,
 //                                                    steady then burst (default 2000 120 5 32)
 //
+//   swift run -c release FerryNetBench antientropy   the reference unit compared with its hub: equal,
+//                                                    one row different, unit.db put back a day
+//
 // With no argument, push and day run.
 import FerryCore
 import FerryHub
@@ -47,6 +50,10 @@ if mode == "rollup" {
         shape: ProvinceShape(
             cities: n.count > 0 ? n[0] : 3, countiesPerCity: n.count > 1 ? n[1] : 3, unitsPerCounty: n.count > 2 ? n[2] : 22,
             years: n.count > 3 ? n[3] : 5))
+    exit(0)
+}
+if mode == "antientropy" {
+    try await AntiEntropyBench.run()
     exit(0)
 }
 if mode == "day" || mode == "all" { try await DayBench.run() }

@@ -273,7 +273,7 @@ public final class NodeAgent: Sendable {
             if let floor = answer.clockFloor {
                 // The database went back in time: write as a new incarnation from now on, past
                 // every clock this node already gave out, and let anti-entropy bring back the rest.
-                try store.beginIncarnation()
+                try store.beginIncarnation(atLeast: answer.epoch)
                 try store.raiseClock(toAtLeast: HLCTimestamp(rawValue: floor))
                 logger.warning(
                     "database restored from an older copy; recovering from the hub", metadata: ["clock_floor": "\(floor)", "writer": "\(store.writer)"])

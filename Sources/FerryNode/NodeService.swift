@@ -42,8 +42,12 @@ public struct NodeService: Service {
         var failures = 0
         var agent = self.agent
         // A daemon that starts recomputes every row's fingerprint: a change made while it was
-        // down that bypassed capture shows in the first comparison with the hub.
-        var scrub = true
+        // down that bypassed capture shows in the next comparison with the hub. Not before
+        // the first exchange: scrubbing stamps pending writes, and the hub's first answer may
+        // say the database was put back from an older copy, after which they must be stamped
+        // as a new incarnation, past the clock the hub last saw.
+        var scrub = false
+        var started = false
         while !Task.isCancelled && !stopping.isSet {
             heartbeat()
             var wait: Double
@@ -60,9 +64,14 @@ public struct NodeService: Service {
                     }
                 }
                 let report = try await Self.inBackground { () throws(SyncFailure) in try current.syncOnce(shouldStop: { stopping.isSet }) }
-                if report.rollbackDetected { scrub = true }
                 failures = 0
                 wait = intervalSeconds
+                if report.rollbackDetected || !started {
+                    // Scrub, then compare again at once.
+                    scrub = true
+                    wait = 0
+                }
+                started = true
                 do {
                     if let upgraded = try upgrade(current) {
                         agent = upgraded

@@ -190,7 +190,7 @@ public final class ReplicaStore: Sendable {
         // The epoch beside the database is newer than the one inside it: the file was put back
         // from an older copy while Ferry was not looking. Write as a new incarnation at once.
         if let beside = Self.readEpochFile(path), beside > (try epoch()) {
-            try beginIncarnation()
+            try beginIncarnation(atLeast: beside)
         }
     }
 
@@ -388,13 +388,23 @@ public final class ReplicaStore: Sendable {
     /// database went back in time (restored from a copy), so the versions it made after that
     /// copy may be out there, and its new writes must not be ordered as if they came after
     /// them. Their values stay; a later conflict between them is settled and logged as one.
-    public func beginIncarnation() throws {
+    ///
+    /// The number is at least `atLeast`: an epoch, which only the hub (or the epoch file
+    /// beside the database) counts, so it keeps growing even when the same old copy is put
+    /// back twice — the count kept inside the database went back with it.
+    public func beginIncarnation(atLeast: UInt64 = 0) throws {
         let next = try pool.write { db -> Int in
-            let n = (try Int.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'incarnation_n'") ?? 0) + 1
+            let stored = try Int.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'incarnation_n'") ?? 0
+            let n = max(stored + 1, Int(clamping: atLeast))
             try db.execute(sql: "INSERT OR REPLACE INTO ferry_state(key, value) VALUES ('incarnation_n', ?)", arguments: [n])
             return n
         }
-        writerLock.withLock { $0 = identity.node.incarnation(next) }
+        let writer = identity.node.incarnation(next)
+        guard writer != identity.node else {
+            throw StoreError.identityMismatch(
+                "node id '\(identity.node)' is too long to write as incarnation \(next) (at most 64 characters); enrol a replacement node with: ferry node init --restore BACKUP")
+        }
+        writerLock.withLock { $0 = writer }
     }
 
     /// Closes the database; the store is unusable afterwards.

@@ -44,10 +44,10 @@ private func evaluation(_ id: String, unit: String, rating: String, _ v: CellVer
 }
 
 /// A changeset from `node` (the signing node, as the hub checks) with `rows` of `table`.
-private func batch(_ node: String, _ table: String, _ rows: [RowChange]) -> [UInt8] {
+private func batch(_ node: String, _ table: String, _ rows: [RowChange], version: StandardVersion = StandardVersion(1, 0, 0)) -> [UInt8] {
     ChangesetCodec.encode(
         Changeset(
-            origin: NodeID(unchecked: node), standardVersion: StandardVersion(1, 0, 0), batch: BatchPosition(sequence: 1, through: 1, isFinal: true),
+            origin: NodeID(unchecked: node), standardVersion: version, batch: BatchPosition(sequence: 1, through: 1, isFinal: true),
             tables: [TableChanges(name: table, rows: rows)]))
 }
 
@@ -352,6 +352,7 @@ struct HostileUnitTests {
         // The built-in standard: service_record.hours is a real, NOT NULL, 0…24. NaN passed
         // such checks once and reached SQLite as NULL.
         let standard = try Province(units: ["u-a"], standard: Repository.path("Sources/FerryStandardFile/Resources/party-building.toml"))
+        let builtIn = ExchangeRequest(maxBytes: 1 << 20, standardVersion: "2.0.0", pendingRows: 0, clockMillis: nowMillis(), epoch: 0)
         defer { standard.shutdown() }
         let node = try standard.identity("u-a").nodeID
         for bad in [Double.nan, .infinity, -.infinity] {
@@ -364,7 +365,7 @@ struct HostileUnitTests {
                     CellChange(column: "served_on", value: .text("2026-11-30"), version: v), CellChange(column: "hours", value: .real(bad), version: v),
                     CellChange(column: "beneficiaries", value: .integer(3), version: v),
                 ])
-            let r = try standard.exchange("u-a", pushing: batch(node, "service_record", [row]))
+            let r = try standard.exchange("u-a", pushing: batch(node, "service_record", [row], version: StandardVersion(2, 0, 0)), request: builtIn)
             #expect(r.status == 200 && r.answer?.pushed?.quarantined == 1, "\(bad): \(r.status) \(r.body)")
             #expect(r.answer?.held.contains { $0.column == "hours" && $0.reason.contains("not a finite number") } == true, "\(bad): \(r.body)")
             #expect(!leaksInternals(r.body), "\(r.body)")

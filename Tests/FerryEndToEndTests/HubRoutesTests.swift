@@ -146,17 +146,18 @@ struct HubRoutesTests {
         #expect(try h.hub.store.syncedContents(of: "member").isEmpty)
     }
 
-    @Test("a node that does not send Ferry-Content-SHA256 (release 1) still syncs: its body is read first, then authenticated")
-    func requestWithoutContentHashStillWorks() async throws {
+    @Test("a signed request without Ferry-Content-SHA256 (release 1) is refused before its body is read, saying to upgrade the node")
+    func requestWithoutContentHashIsRefusedUnread() async throws {
         let h = try RoutedHub()
         defer { h.dir.remove() }
         let body = try h.changeset("x1")
         try await h.server.application().test(.router) { client in
             try await client.execute(uri: "/v1/exchange", method: .post, headers: try h.signed("POST", "/v1/exchange", body: body, legacy: true), body: ByteBuffer(bytes: body)) { r in
-                #expect(r.status == .ok, "\(String(buffer: r.body))")
+                #expect(r.status == .badRequest, "\(String(buffer: r.body))")
+                #expect(String(buffer: r.body).contains("upgrade the node") && r.headers[.connection] == "close")
             }
         }
-        #expect(try h.hub.store.syncedContents(of: "member").count == 1)
+        #expect(try h.hub.store.syncedContents(of: "member").isEmpty)
     }
 
     @Test("an enrolment body over the limit is too_large from its Content-Length, and a gzip body never expands past it")
@@ -194,23 +195,22 @@ struct AdmissionTests {
         #expect(c.total == 3 && c.perAddress["a"] == 1)
     }
 
-    @Test("unauthenticated reads are bounded in all and per address; enrolments at once and per address and minute")
+    @Test("enrolments are bounded at once in all, per address, and per address and minute")
     func requestAdmission() {
         var settings = TransportSettings()
         settings.maxUnauthenticatedReads = 3
         settings.maxUnauthenticatedPerAddress = 2
-        settings.maxConcurrentEnrolments = 1
+        settings.maxConcurrentEnrolments = 3
         settings.enrolAttemptsPerMinute = 2
         var a = RequestAdmission(settings: settings)
-        #expect(a.admit(.unauthenticatedBody, from: "x", now: 0) == nil)
-        #expect(a.admit(.unauthenticatedBody, from: "x", now: 0) == nil)
-        #expect(a.admit(.unauthenticatedBody, from: "x", now: 0)?.code == .rateLimited)
+        #expect(a.admit(.enrol, from: "x", now: 0) == nil)
+        #expect(a.admit(.enrol, from: "x", now: 0) == nil)
+        #expect(a.admit(.enrol, from: "x", now: 0)?.code == .rateLimited, "two at once from one address")
         #expect(a.admit(.enrol, from: "y", now: 0) == nil)
-        #expect(a.admit(.enrol, from: "z", now: 0)?.code == .overloaded, "one enrolment at once")
+        #expect(a.admit(.enrol, from: "z", now: 0)?.code == .overloaded, "three at once in all")
+        a.release(.enrol, from: "x")
+        a.release(.enrol, from: "x")
         a.release(.enrol, from: "y")
-        #expect(a.admit(.unauthenticatedBody, from: "z", now: 0) == nil)
-        #expect(a.admit(.unauthenticatedBody, from: "w", now: 0)?.code == .overloaded, "three unauthenticated reads at once")
-        a.release(.unauthenticatedBody, from: "z")
         // y made one attempt; one more this minute, then it waits for the bucket to refill.
         #expect(a.admit(.enrol, from: "y", now: 1) == nil)
         a.release(.enrol, from: "y")
