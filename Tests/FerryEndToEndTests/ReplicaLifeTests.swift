@@ -470,6 +470,34 @@ struct ReplicaLifeTests {
         #expect(try p.query(p.hubDB, sql) == [["m1", "u-a", "张三", "probationary", "单位改"]])
     }
 
+    @Test("a delete-vs-update conflict kept at the hub is restored whole by the supervisor's take_other, and the unit gets the row back")
+    func hubDeleteConflictRestoresWhole() throws {
+        let p = try Province(units: ["u-a"])
+        defer { p.shutdown() }
+        let db = p.unitDB("u-a")
+        let token = try p.supervisorToken()
+        try p.shell(db, "INSERT INTO member (id, unit_id, name, status, note) VALUES ('m1', 'u-a', '张三', 'probationary', 'n0');")
+        try p.sync("u-a")
+        // The clerk deletes the row while the supervisor edits it.
+        try p.shell(p.hubDB, "UPDATE member SET note = '上级改' WHERE id = 'm1';")
+        try p.shell(db, "DELETE FROM member WHERE id = 'm1';")
+        try p.sync("u-a")
+        #expect(try p.query(p.hubDB, "SELECT count(*) FROM member;") == [["0"]])
+        let listed = try p.ferry(["hub", "conflicts", "--dir", p.hubDir, "--lang", "en"]).stdout
+        let lines = listed.split(separator: "\n").map(String.init)
+        let note = try #require(lines.first { $0.contains("member('m1').note") && $0.contains("上级改") }, "\(listed)")
+        for line in lines {
+            #expect(!line.contains(").id:") && !line.contains(").unit_id:"), "a key column logged as a lost value: \(line)")
+        }
+        let id = try #require(Int(note.dropFirst().split(separator: " ").first ?? ""))
+        let decided = try p.decideConflict(id, "take_other", token: token)
+        #expect(decided.status == 200, "\(decided.body)")
+        let sql = "SELECT id, unit_id, name, status, note FROM member;"
+        #expect(try p.query(p.hubDB, sql) == [["m1", "u-a", "张三", "probationary", "上级改"]])
+        try p.sync("u-a")
+        #expect(try p.query(db, sql) == [["m1", "u-a", "张三", "probationary", "上级改"]])
+    }
+
     // MARK: 8. A unit's second node and a replacement box
 
     @Test("a unit's second node receives masked values masked, never the plaintext, and both nodes and the hub agree on them")
@@ -498,6 +526,37 @@ struct ReplicaLifeTests {
             #expect(again.stdout.contains("checked: the same as the hub") && !again.stdout.contains("repairing"), "\(again.stdout)")
         }
         #expect(try p.query("\(n1)/unit.db", "SELECT id_card FROM member;") == [["110101199001011234"]], "a local value stays where it was written")
+    }
+
+    @Test("a conflict between two nodes' masked values is listed at the hub masked, and putting a value back or writing one is refused for good (only the unit can), never as retryable; keep settles it")
+    func maskedConflictActionsAreNotRetryable() throws {
+        let p = try Province(units: ["u-a"])
+        defer { p.shutdown() }
+        let token = try p.supervisorToken()
+        let n1 = p.nodeDir("u-a")
+        try p.shell(p.unitDB("u-a"), "INSERT INTO member (id, unit_id, name, phone) VALUES ('m1', 'u-a', '张三', '13912345678');")
+        try p.sync("u-a")
+        let n2 = try p.enrolNode(of: "u-a", directory: "node-u-a-2")
+        try p.syncNode(n2)
+        // Both boxes change the phone without seeing each other.
+        try p.shell("\(n2)/unit.db", "UPDATE member SET phone = '13800001111' WHERE id = 'm1';")
+        Thread.sleep(forTimeInterval: 1.1)
+        try p.shell("\(n1)/unit.db", "UPDATE member SET phone = '13700002222' WHERE id = 'm1';")
+        try p.syncNode(n2)
+        try p.syncNode(n1)
+        try p.syncNode(n2)
+        #expect(try p.query(p.hubDB, "SELECT phone FROM member;") == [["*******2222"]])
+        let listed = try p.ferry(["hub", "conflicts", "--dir", p.hubDir, "--lang", "en"]).stdout
+        let line = try #require(listed.split(separator: "\n").first { $0.contains("member('m1').phone") }, "\(listed)")
+        #expect(line.contains("*******1111") && !line.contains("13800001111"), "\(line)")
+        let id = try #require(Int(line.dropFirst().split(separator: " ").first ?? ""))
+        for (action, value) in [("take_other", nil), ("edit", "13600003333")] as [(String, String?)] {
+            let r = try p.decideConflict(id, action, value: value, token: token)
+            #expect((400..<500).contains(r.status), "\(action): \(r.status) \(r.body)")
+            #expect(r.body.contains("\"retryable\":false") && r.body.contains("only the unit can change it"), "\(action): \(r.body)")
+        }
+        #expect(try p.decideConflict(id, "keep", token: token).status == 200)
+        #expect(try p.query(p.hubDB, "SELECT phone FROM member;") == [["*******2222"]])
     }
 
     @Test("a replacement box enrolled with ferry node init --restore BACKUP gets back the unit's local and masked values, and the rows synced after the backup")
@@ -723,14 +782,23 @@ extension Province {
         return out
     }
 
+    /// A supervisor's decision on a conflict through the report API.
+    func decideConflict(_ id: Int, _ action: String, value: String? = nil, token: String) throws -> (status: Int, body: String) {
+        try decide("/v1/report/conflicts/resolve", id, action, value: value, token: token)
+    }
+
     /// A supervisor's decision on a quarantined row through the report API.
     func decideQuarantine(_ id: Int, _ action: String, value: String? = nil, token: String) throws -> (status: Int, body: String) {
+        try decide("/v1/report/quarantine/resolve", id, action, value: value, token: token)
+    }
+
+    func decide(_ path: String, _ id: Int, _ action: String, value: String?, token: String) throws -> (status: Int, body: String) {
         var decision: [String: Any] = ["id": id, "action": action]
         if let value { decision["value"] = value }
         let body = String(decoding: try JSONSerialization.data(withJSONObject: decision), as: UTF8.self)
         let r = try runCommand(
             "/usr/bin/curl",
-            ["-s", "--max-time", "60", "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json", "-d", body, "\(url)/v1/report/quarantine/resolve"])
+            ["-s", "--max-time", "60", "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json", "-d", body, "\(url)\(path)"])
         let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }
