@@ -347,6 +347,15 @@ public final class SupervisorView: Sendable {
             throw WireError(.notFound, "conflict \(id) is not open, or not within '\(root)'; list open conflicts first", zh: "冲突 \(id) 不存在、已处理或不在管辖范围内")
         }
         let store = hub.store
+        if case .keep = resolution {
+        } else if let c = store.standard.table(named: item.table)?.column(named: item.column), c.classification != .full {
+            // The hub holds a masked column only masked (and a local one not at all): it can
+            // neither put a value back nor write one; only the unit's clerk can.
+            throw WireError(
+                .notWritable,
+                "\(item.table).\(item.column) is \(c.classification == .local ? "local" : "masked") at the hub, so only the unit can change it: keep the current value here; the unit's clerk can restore the other with ferry conflicts --restore",
+                zh: "\(item.table).\(item.column) 为脱敏字段，上级不能修改，只能保留当前值；如需恢复另一值，请由本单位用 ferry conflicts --restore 处理")
+        }
         let detail: String
         switch resolution {
         case .keep:

@@ -26,9 +26,11 @@ enum AntiEntropyBench {
             hubStatements: province.hubStatements().map { ($0.sql, $0.arguments) })
         let (hub, identity, clock) = (bench.hub, bench.identity, bench.clock)
         var store = bench.store
-        try province.unitStatements(unit.id) { chunk in try store.executeAll(chunk.map { ($0.sql, $0.arguments) }) }
         var connection = try HTTPHubConnection(identity: identity, clock: clock)
         var agent = NodeAgent(store: store, hub: connection, identity: identity, clock: clock, batchBytes: 256 * 1024)
+        // The unit first receives the hub's records (its directives: its responses name them).
+        _ = try agent.syncOnce()
+        try province.unitStatements(unit.id) { chunk in try store.executeAll(chunk.map { ($0.sql, $0.arguments) }) }
         let history = try measure(agent, connection)
         let hubPath = "\(dir.file("hub"))/hub.db"
         let unitRows = try rowCount(hubPath, unit: unit.id)

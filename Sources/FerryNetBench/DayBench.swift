@@ -34,13 +34,15 @@ enum DayBench {
         try plainWrite(plain) { db in for t in hub.store.standard.tables { try db.execute(sql: StandardSQL.createTable(t)) } }
 
         var historyRows = 0
+        let connection = try HTTPHubConnection(identity: identity, clock: clock)
+        let agent = NodeAgent(store: store, hub: connection, identity: identity, clock: clock, batchBytes: 256 * 1024)
+        // The unit first receives the hub's records (its directives: its responses name them).
+        _ = try agent.syncOnce()
         try province.unitStatements(unit.id) { chunk in
             historyRows += chunk.count
             try store.executeAll(chunk.map { ($0.sql, $0.arguments) })
             try plainWrite(plain) { db in for st in chunk { try db.execute(sql: st.sql, arguments: StatementArguments(st.arguments.map(\.databaseValue))) } }
         }
-        let connection = try HTTPHubConnection(identity: identity, clock: clock)
-        let agent = NodeAgent(store: store, hub: connection, identity: identity, clock: clock, batchBytes: 256 * 1024)
         let history = try agent.syncOnce()
         try plain.close()
         try FileManager.default.copyItem(atPath: plainPath, toPath: dir.file("before.db"))

@@ -85,6 +85,7 @@ public final class NodeAgent: Sendable {
             var resend: [RowRef] = []
             var repair: [RowRef] = []
             var compared = false
+            var scrubbed = false
             while !shouldStop() {
                 let batch: Changeset?
                 if heardFromHub.withLock({ $0 }) {
@@ -159,6 +160,13 @@ public final class NodeAgent: Sendable {
                 let morePush = batch.map { !$0.batch.isFinal } ?? false
                 if answer.more || morePush || !resend.isEmpty || firstContact { continue }
                 if batch != nil || ((try? store.pendingRows(for: hubPeer)) ?? 0) > 0 { continue }
+                // A write past the guards added a row no digest shows: scrub first (it removes
+                // the row, or captures it), then exchange what that changed.
+                if !scrubbed, store.scrubDue {
+                    scrubbed = true
+                    do { _ = try store.scrub() } catch { throw local("looking for writes made past Ferry's guards failed", error) }
+                    continue
+                }
                 // Both sides are up to date: compare what they hold, once per sync.
                 guard !compared, let theirs = answer.digest.flatMap({ UInt64($0, radix: 16) }) else { break }
                 compared = true

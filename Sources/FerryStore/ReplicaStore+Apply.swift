@@ -309,7 +309,12 @@ extension ReplicaStore {
             let idx = plan.repairs.map { t.columnIndex(named: $0.column)! }
             if let current = try readValues(db, t, storage: storage, columns: idx) {
                 var sets: [(String, Value)] = []
-                for (n, c) in plan.repairs.enumerated() where current[n] != c.value && canonical(c.version) {
+                // An append-only value never changes once written, so two values under one
+                // version mean one side's data was changed past the guards (which refuse
+                // every update and stamp no version for it): the hub's stored value is the
+                // record. The hub keeps it, a unit takes it, whoever authored the version.
+                let isHub: Bool = { if case .hub = identity.role { return true } else { return false } }()
+                for (n, c) in plan.repairs.enumerated() where current[n] != c.value && (t.policy == .appendOnly ? !isHub : canonical(c.version)) {
                     if case .masked = t.columns[idx[n]].classification, RowDigest.compared(current[n], column: t.columns[idx[n]]) == c.value {
                         continue  // the unit's real value behind the hub's masked one: both are right
                     }

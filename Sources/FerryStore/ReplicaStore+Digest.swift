@@ -115,6 +115,13 @@ extension ReplicaStore {
         }
     }
 
+    /// Whether a write made past the database's guards added a row this replica may not
+    /// write (a program that attached Ferry's apply marker): such a row has no metadata, so
+    /// only `scrub()` finds it, and the node runs one before it next compares with its hub.
+    public var scrubDue: Bool {
+        (try? pool.read { db in try Int.fetchOne(db, sql: "SELECT 1 FROM ferry_state WHERE key = 'scrub_due'") }) != nil
+    }
+
     /// The names of the synced tables, for a reconciliation's first question.
     public var syncedTableNames: [String] { standard.syncedTables.map(\.name) }
 
@@ -180,6 +187,7 @@ extension ReplicaStore {
             }
             try rebuildDigests(db)
             _ = try stamp(db, tx)
+            try db.execute(sql: "DELETE FROM ferry_state WHERE key = 'scrub_due'")
             return report
         }
         // Rows only a peer may write, found without metadata: removed as an apply would, past

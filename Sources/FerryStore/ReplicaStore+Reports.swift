@@ -65,9 +65,15 @@ extension ReplicaStore {
                 let t = standard.table(named: r[0]), ["held", "overwritten"].contains(r[3] as String)
             else { throw StoreError.noSuchConflict(id) }
             let storage = try KeyEncoding.decode([UInt8](r[1] as Data))
-            try db.execute(
-                sql: "UPDATE \(SchemaSQL.quote(t.name)) SET \(SchemaSQL.quote(r[2] as String)) = ? WHERE \(whereKey(t))",
-                arguments: StatementArguments([value.databaseValue] + storage.map(\.databaseValue)))
+            do {
+                try db.execute(
+                    sql: "UPDATE \(SchemaSQL.quote(t.name)) SET \(SchemaSQL.quote(r[2] as String)) = ? WHERE \(whereKey(t))",
+                    arguments: StatementArguments([value.databaseValue] + storage.map(\.databaseValue)))
+            } catch let e as DatabaseError where e.isRowProblem {
+                // The database's own rules refuse the value (a guard, a reference): a decision to
+                // change, not a failure to retry.
+                throw StoreError.cannotRestore(table: t.name, key: splitStorageKey(t, storage).key, reason: e.message ?? "\(e.resultCode)")
+            }
             guard db.changesCount > 0 else { throw StoreError.noSuchConflict(id) }
             try db.execute(sql: "UPDATE ferry_conflicts SET status = 'resolved', settled_at = ? WHERE id = ?", arguments: [Int64(now), id])
         }

@@ -62,6 +62,7 @@ extension ReplicaStore {
         var before: [Key: RowMeta?] = [:]
         var storageKeys: [Key: [Value]] = [:]
         var order: [Key] = []
+        var stray = false
         for c in captured {
             let tableID: Int = c[1]
             guard let t = tablesByID[tableID] else { continue }
@@ -80,7 +81,12 @@ extension ReplicaStore {
                 order.append(key)
             }
             // Left unstamped: the row's fingerprint is still recomputed below, from its data.
-            if captureProblem(t, op: op, scope: scope) != nil { continue }
+            if captureProblem(t, op: op, scope: scope) != nil {
+                // A row new to this replica has no metadata, so no fingerprint shows it to
+                // anti-entropy: only a scrub finds it (see `scrubDue`).
+                if op == .insert, metas[key]!?.exists != true { stray = true }
+                continue
+            }
             var meta = metas[key]!
             let age = at.map { max(0, sqliteNow &- $0) } ?? 0
             let wall = UInt64(max(0, Int64(now) &- age &+ offset))
@@ -153,6 +159,7 @@ extension ReplicaStore {
         }
         let last: Int64 = captured.last![0]
         try db.execute(sql: "DELETE FROM ferry_capture WHERE seq <= ?", arguments: [last])
+        if stray { try db.execute(sql: "INSERT OR REPLACE INTO ferry_state(key, value) VALUES ('scrub_due', 1)") }
         try saveCounters(db, counters)
         return captured.count
     }

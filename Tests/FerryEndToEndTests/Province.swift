@@ -14,9 +14,10 @@ final class Province: @unchecked Sendable {
     var hubDir: String { dir.file("hub") }
     var url: String { "http://127.0.0.1:\(port)" }
 
-    init(units: [String], standard: String = Repository.path("Tests/Fixtures/test-standard.toml"), maxSessions: Int = 32) throws {
+    /// `standard`: the file `ferry hub init` publishes; nil for the built-in standard (no `--standard`).
+    init(units: [String], standard: String? = Repository.path("Tests/Fixtures/test-standard.toml"), maxSessions: Int = 32) throws {
         dir = try TemporaryDirectory("ferry-e2e")
-        _ = try ferry(["hub", "init", "--dir", hubDir, "--standard", standard])
+        _ = try ferry(["hub", "init", "--dir", hubDir] + (standard.map { ["--standard", $0] } ?? []))
         try startHub(maxSessions: maxSessions)
         _ = try ferry(["hub", "unit", "add", "--dir", hubDir, "--id", "prov", "--name", "省", "--level", "province"])
         for u in units {
