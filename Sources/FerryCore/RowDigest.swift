@@ -249,7 +249,7 @@ public struct RangeAnswer: Sendable, Equatable {
     }
 
     /// Ranges of at most this many rows are answered with their rows.
-    public static let leafLimit = 64
+    public static let leafLimit = 16
 }
 
 /// Finds the rows two replicas hold differently by walking the reconciliation tree from the

@@ -545,9 +545,17 @@ public final class Hub: Sendable {
         guard ranges.allSatisfy({ $0.isValid && store.standard.table(named: $0.table)?.isSynced == true }) else {
             throw WireError(.badRequest, "a range names an unknown table or a prefix that is not up to 16 hex digits")
         }
+        var known: [DigestRange: DigestSum] = [:]
+        for r in request.ranges {
+            guard let wire = r.digest else { continue }
+            guard let d = wire.digest, wire.count >= 0 else {
+                throw WireError(.badRequest, "a range's digest is not {sum: up to 16 lowercase hex digits, count: not negative}")
+            }
+            known[r.range] = d
+        }
         do {
             let held = try store.heldRows(unit: node.unitID).rows.map { RowRef(table: $0.table, key: $0.key, scope: node.unitID) }
-            let answers = try store.rangeAnswers(unit: node.unitID, ranges: ranges, excluding: held)
+            let answers = try store.rangeAnswers(unit: node.unitID, ranges: ranges, excluding: held, known: known)
             metrics.reconcileRounds.increment()
             return ReconcileResponse(ranges: answers.map(WireRangeAnswer.init))
         } catch {

@@ -383,7 +383,14 @@ enum Reply: Sendable {
             return (.noContent, headers, [])
         case .json(let d):
             headers[.contentType] = WireMediaType.json
-            return (.ok, headers, [UInt8](d))
+            // Reconciliation answers (hex digests and keys) and the standard shrink 2-4× in
+            // gzip; small answers are not worth its header.
+            var body = [UInt8](d)
+            if gzip, body.count >= 256, let z = try? Gzip.compress(body), z.count < body.count {
+                body = z
+                headers[.contentEncoding] = "gzip"
+            }
+            return (.ok, headers, body)
         case .exchange(let b):
             headers[.contentType] = WireMediaType.exchange
             var body = b

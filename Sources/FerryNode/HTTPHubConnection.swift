@@ -191,9 +191,22 @@ public final class HTTPHubConnection: HubConnection {
     }
 
     public func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse {
-        let body = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
-        let r = try send("POST", "/v1/reconcile", body: body, headers: [("Content-Type", WireMediaType.json)])
-        do { return try JSONDecoder().decode(ReconcileResponse.self, from: Data(r.body)) } catch {
+        var body = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
+        var headers = [("Content-Type", WireMediaType.json)]
+        // Digests and keys are hex in JSON: gzip takes back most of what that costs.
+        if identity.gzip, let z = try? Gzip.compress(body), z.count < body.count {
+            body = z
+            headers.append(("Content-Encoding", "gzip"))
+        }
+        if identity.gzip { headers.append(("Accept-Encoding", "gzip")) }
+        let r = try send("POST", "/v1/reconcile", body: body, headers: headers)
+        var answer = r.body
+        if r.headers["content-encoding"] == "gzip" {
+            do { answer = try Gzip.decompress(r.body, maxBytes: maxResponseBytes) } catch {
+                throw SyncFailure(kind: .transport, message: "the hub's digests arrived damaged", messageZh: "上级的数据摘要已损坏，将重试", isRetryable: true)
+            }
+        }
+        do { return try JSONDecoder().decode(ReconcileResponse.self, from: Data(answer)) } catch {
             throw SyncFailure(kind: .transport, message: "the hub's digests did not decode", messageZh: "上级的数据摘要无法解析，将重试", isRetryable: true)
         }
     }

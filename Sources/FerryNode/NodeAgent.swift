@@ -227,18 +227,27 @@ public final class NodeAgent: Sendable {
         var walk = Reconciliation(tables: store.syncedTableNames)
         while !walk.pending.isEmpty {
             guard walk.rounds < 24 else { break }
-            let answer = try hub.reconcile(ReconcileRequest(standardVersion: store.standard.version.description, ranges: walk.pending.map(WireRange.init)))
+            // This node's digest of each range goes with the question, so the hub answers the
+            // ranges both hold the same with their digest alone.
+            let own: [DigestRange: DigestSum]
+            do { own = try store.rangeDigests(unit: nil, ranges: walk.pending, excluding: held) } catch {
+                throw local("computing this node's digests failed", error)
+            }
+            let answer = try hub.reconcile(
+                ReconcileRequest(standardVersion: store.standard.version.description, ranges: walk.pending.map { WireRange($0, digest: own[$0] ?? DigestSum()) }))
             let theirs = answer.ranges.compactMap(\.answer)
             guard theirs.count == answer.ranges.count else {
                 throw SyncFailure(kind: .transport, message: "the hub's digests arrived damaged", messageZh: "上级的数据摘要已损坏，将重试", isRetryable: true)
             }
             let leaves = Set(theirs.filter { $0.leaves != nil }.map(\.range))
             let children = Set(theirs.filter { $0.children != nil }.map(\.range))
-            let mine: [RangeAnswer]
+            let differing = walk.pending.filter { leaves.contains($0) || children.contains($0) }
+            var mine: [DigestRange: RangeAnswer] = [:]
+            for r in walk.pending { mine[r] = RangeAnswer(range: r, digest: own[r] ?? DigestSum()) }
             do {
-                mine = try store.rangeAnswers(unit: nil, ranges: walk.pending, excluding: held, leaves: leaves, children: children)
+                for a in try store.rangeAnswers(unit: nil, ranges: differing, excluding: held, leaves: leaves, children: children) { mine[a.range] = a }
             } catch { throw local("computing this node's digests failed", error) }
-            walk.receive(theirs: theirs, mine: Dictionary(mine.map { ($0.range, $0) }, uniquingKeysWith: { a, _ in a }))
+            walk.receive(theirs: theirs, mine: mine)
             report.reconcileRounds += 1
         }
         let r = walk.result

@@ -60,9 +60,11 @@ extension ReplicaStore {
 
     /// Answers for reconciliation ranges, from a scan of the stored fingerprints: for each
     /// range its digest, and its rows when there are at most `RangeAnswer.leafLimit` (or
-    /// `leaves` asks for them), else the digests of its 16 sub-ranges.
+    /// `leaves` asks for them), else the digests of its 16 sub-ranges. A range whose digest
+    /// equals the asker's (`known`) is answered with its digest alone.
     public func rangeAnswers(
-        unit: String?, ranges: [DigestRange], excluding: [RowRef] = [], leaves: Set<DigestRange> = [], children: Set<DigestRange> = []
+        unit: String?, ranges: [DigestRange], excluding: [RowRef] = [], leaves: Set<DigestRange> = [], children: Set<DigestRange> = [],
+        known: [DigestRange: DigestSum] = [:]
     ) throws -> [RangeAnswer] {
         let skip = Set(excluding.map { Reconciliation.RowKey(table: $0.table, key: $0.key) })
         return try pool.read { db in
@@ -74,27 +76,17 @@ extension ReplicaStore {
                     out += wanted.map { RangeAnswer(range: $0, digest: DigestSum(), leaves: [:]) }
                     continue
                 }
-                var rows: [(hash: UInt64, key: [Value], fp: UInt64)] = []
-                let sql: String
-                var args: StatementArguments = [id]
-                if let unit {
-                    sql = "SELECT pk, fp FROM ferry_rows WHERE tbl = ? AND (scope = ? OR scope IS NULL)"
-                    args += [unit]
-                } else {
-                    sql = "SELECT pk, fp FROM ferry_rows WHERE tbl = ?"
-                }
-                let cursor = try Row.fetchCursor(db, sql: sql, arguments: args)
-                while let r = try cursor.next() {
-                    let key = splitStorageKey(t, try KeyEncoding.decode([UInt8](r[0] as Data))).key
-                    if !skip.isEmpty, skip.contains(Reconciliation.RowKey(table: table, key: key)) { continue }
-                    rows.append((RowDigest.keyHash(table: table, key: key), key, UInt64(bitPattern: r[1] as Int64)))
-                }
+                let rows = try rangeRows(db, t, id: id, unit: unit, skip: skip)
                 for range in wanted {
                     var digest = DigestSum()
                     var inRange: [(hash: UInt64, key: [Value], fp: UInt64)] = []
                     for row in rows where range.contains(row.hash) {
                         digest.add(row.fp)
                         inRange.append(row)
+                    }
+                    if let theirs = known[range], theirs == digest {
+                        out.append(RangeAnswer(range: range, digest: digest))
+                        continue
                     }
                     let asLeaves = leaves.contains(range) || (!children.contains(range) && (inRange.count <= RangeAnswer.leafLimit || range.prefix.count >= 16))
                     if asLeaves {
@@ -113,6 +105,54 @@ extension ReplicaStore {
             }
             return out
         }
+    }
+
+    /// The digest of each range as this replica holds it (for `unit`, leaving out
+    /// `excluding`): what an asker sends with its question (`WireRange.digest`).
+    public func rangeDigests(unit: String?, ranges: [DigestRange], excluding: [RowRef] = []) throws -> [DigestRange: DigestSum] {
+        let skip = Set(excluding.map { Reconciliation.RowKey(table: $0.table, key: $0.key) })
+        return try pool.read { db in
+            var out: [DigestRange: DigestSum] = [:]
+            var byTable: [String: [DigestRange]] = [:]
+            for r in ranges where r.isValid { byTable[r.table, default: []].append(r) }
+            for (table, wanted) in byTable {
+                for r in wanted { out[r] = DigestSum() }
+                guard let t = standard.table(named: table), t.isSynced, let id = tableIDs[table] else { continue }
+                // A whole table's digest is kept up to date; only sub-ranges need a scan.
+                if wanted.allSatisfy({ $0.prefix.isEmpty }), skip.isEmpty {
+                    var sum = DigestSum()
+                    let sql = unit == nil ? "SELECT sum, n FROM ferry_digest WHERE tbl = ?" : "SELECT sum, n FROM ferry_digest WHERE tbl = ? AND scope IN (?, '')"
+                    let args: StatementArguments = unit.map { [id, $0] } ?? [id]
+                    for r in try Row.fetchAll(db, sql: sql, arguments: args) { sum.add(DigestSum(sum: UInt64(bitPattern: r[0] as Int64), count: r[1])) }
+                    for r in wanted { out[r] = sum }
+                    continue
+                }
+                for row in try rangeRows(db, t, id: id, unit: unit, skip: skip) {
+                    for r in wanted where r.contains(row.hash) { out[r, default: DigestSum()].add(row.fp) }
+                }
+            }
+            return out
+        }
+    }
+
+    /// Every row of table `t` this replica holds for `unit`: its key hash, key and fingerprint.
+    func rangeRows(_ db: Database, _ t: TableDefinition, id: Int, unit: String?, skip: Set<Reconciliation.RowKey>) throws -> [(hash: UInt64, key: [Value], fp: UInt64)] {
+        var rows: [(hash: UInt64, key: [Value], fp: UInt64)] = []
+        let sql: String
+        var args: StatementArguments = [id]
+        if let unit {
+            sql = "SELECT pk, fp FROM ferry_rows WHERE tbl = ? AND (scope = ? OR scope IS NULL)"
+            args += [unit]
+        } else {
+            sql = "SELECT pk, fp FROM ferry_rows WHERE tbl = ?"
+        }
+        let cursor = try Row.fetchCursor(db, sql: sql, arguments: args)
+        while let r = try cursor.next() {
+            let key = splitStorageKey(t, try KeyEncoding.decode([UInt8](r[0] as Data))).key
+            if !skip.isEmpty, skip.contains(Reconciliation.RowKey(table: t.name, key: key)) { continue }
+            rows.append((RowDigest.keyHash(table: t.name, key: key), key, UInt64(bitPattern: r[1] as Int64)))
+        }
+        return rows
     }
 
     /// Whether a write made past the database's guards added a row this replica may not

@@ -385,12 +385,19 @@ public struct WireRange: Codable, Sendable, Hashable {
     public var table: String
     /// Hex nibbles of the key hash, high first; "" for the whole table.
     public var prefix: String
-    public init(_ r: DigestRange) {
+    /// The asker's own digest of the range, when it sends one: a range the hub holds the
+    /// same is then answered with its digest alone (no children, no rows), so the equal
+    /// parts of a mostly equal replica cost a few bytes each.
+    public var digest: WireDigest?
+    public init(_ r: DigestRange, digest: DigestSum? = nil) {
         table = r.table
         prefix = r.prefix
+        self.digest = digest.map(WireDigest.init)
     }
     public var range: DigestRange { DigestRange(table: table, prefix: prefix) }
 }
+
+extension WireDigest: Hashable {}
 
 public struct WireDigest: Codable, Sendable, Equatable {
     /// Hex of the sum of the rows' fingerprints, mod 2^64.
