@@ -18,12 +18,8 @@ enum AntiEntropyBench {
     static func run() async throws {
         let dir = try TemporaryDirectory("ferry-antientropy")
         defer { dir.remove() }
-        let province = SampleProvince.reference()
+        let (bench, province, _) = try await BenchHub.referenceUnit(directory: dir)
         let unit = province.referenceUnit()
-        let bench = try await BenchHub.start(
-            directory: dir, standard: try StandardFile.builtInText(),
-            unit: OrgUnit(id: unit.id, name: unit.name, parentID: "prov", level: .unit, industry: unit.industry?.rawValue, region: unit.regionCode),
-            hubStatements: province.hubStatements().map { ($0.sql, $0.arguments) })
         let (hub, identity, clock) = (bench.hub, bench.identity, bench.clock)
         var store = bench.store
         var connection = try HTTPHubConnection(identity: identity, clock: clock)

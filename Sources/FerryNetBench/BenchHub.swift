@@ -2,6 +2,8 @@ import FerryCore
 import FerryHub
 import FerryHubServer
 import FerryNode
+import FerrySample
+import FerryStandardFile
 import FerryStore
 import FerryTestSupport
 import FerryTrust
@@ -39,6 +41,19 @@ struct BenchHub {
             path: directory.file("unit.db"), standard: hub.store.standard,
             identity: ReplicaIdentity(node: try NodeID(answer.nodeID), role: .unit(unit.id)), clock: SystemClock())
         return BenchHub(hub: hub, url: url, port: portBox.get(), identity: identity, store: store, serving: serving)
+    }
+
+    /// A hub of the built-in standard holding the sample province's hub data, with the
+    /// reference unit (a 300-member county hospital) enrolled: the day, anti-entropy and
+    /// cuts benches start from it.
+    static func referenceUnit(directory: TemporaryDirectory) async throws -> (bench: BenchHub, province: SampleProvince, unit: String) {
+        let province = SampleProvince.reference()
+        let unit = province.referenceUnit()
+        let bench = try await start(
+            directory: directory, standard: try StandardFile.builtInText(),
+            unit: OrgUnit(id: unit.id, name: unit.name, parentID: "prov", level: .unit, industry: unit.industry?.rawValue, region: unit.regionCode),
+            hubStatements: province.hubStatements().map { ($0.sql, $0.arguments) })
+        return (bench, province, unit.id)
     }
 
     func stop() async {

@@ -20,12 +20,8 @@ enum DayBench {
     static func run() async throws {
         let dir = try TemporaryDirectory("ferry-daybench")
         defer { dir.remove() }
-        let province = SampleProvince.reference()
+        let (bench, province, _) = try await BenchHub.referenceUnit(directory: dir)
         let unit = province.referenceUnit()
-        let bench = try await BenchHub.start(
-            directory: dir, standard: try StandardFile.builtInText(),
-            unit: OrgUnit(id: unit.id, name: unit.name, parentID: "prov", level: .unit, industry: unit.industry?.rawValue, region: unit.regionCode),
-            hubStatements: province.hubStatements().map { ($0.sql, $0.arguments) })
         let (hub, identity, store, clock) = (bench.hub, bench.identity, bench.store, bench.clock)
 
         // A plain SQLite database with the same tables and no Ferry, for sqldiff.

@@ -17,6 +17,8 @@
 //
 //   swift run -c release FerryNetBench antientropy   the reference unit compared with its hub: equal,
 //                                                    one row different, unit.db put back a day
+//   swift run -c release FerryNetBench cuts          the reference day over 64 kbit/s, 300 ms, clean
+//                                                    and cut every 10-30 KB: bytes resent
 //
 // With no argument, push and day run.
 import FerryCore
@@ -50,6 +52,10 @@ if mode == "rollup" {
         shape: ProvinceShape(
             cities: n.count > 0 ? n[0] : 3, countiesPerCity: n.count > 1 ? n[1] : 3, unitsPerCounty: n.count > 2 ? n[2] : 22,
             years: n.count > 3 ? n[3] : 5))
+    exit(0)
+}
+if mode == "cuts" {
+    try await CutsBench.report()
     exit(0)
 }
 if mode == "antientropy" {

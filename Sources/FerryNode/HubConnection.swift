@@ -1,3 +1,4 @@
+import FerryCore
 import FerryWire
 
 /// What a node needs from its hub. The HTTP implementation is `HTTPHubConnection`; tests
@@ -32,6 +33,12 @@ public struct SyncFailure: Error, Sendable, CustomStringConvertible {
     public var isRetryable: Bool
     /// The hub's Retry-After, seconds.
     public var retryAfter: Double?
+    /// Whether the failed sync moved data before it failed (a batch acknowledged either way,
+    /// or rows repaired): on a link that cuts, the next attempt is then made at once instead
+    /// of after a growing backoff (`SyncRetry`).
+    public var progressed = false
+    /// What the failed sync had done before it failed.
+    public var partial = SyncReport()
 
     public init(kind: Kind, message: String, messageZh: String, isRetryable: Bool, retryAfter: Double? = nil) {
         self.kind = kind
@@ -46,4 +53,32 @@ public struct SyncFailure: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// What to do after a failed sync, for the daemon and for `ferry sync`: a failure that needs a
+/// person is not retried (nil); a sync that moved data before the link dropped is retried at
+/// once, after a short jitter (1 to 3 s), and resets the backoff; a sync that moved nothing
+/// backs off with `RetryPolicy` (jittered, growing, never sooner than the hub's Retry-After).
+/// Long waits therefore happen only when nothing gets through.
+public struct SyncRetry: Sendable, Equatable {
+    public var policy: RetryPolicy
+    /// Failed attempts in a row that moved nothing.
+    public private(set) var failuresWithoutProgress = 0
+
+    public init(policy: RetryPolicy = RetryPolicy()) { self.policy = policy }
+
+    /// Seconds to wait before the next attempt, or nil when the failure is not worth retrying.
+    /// `random` is uniform in 0..<1.
+    public mutating func next(after failure: SyncFailure, random: Double) -> Double? {
+        guard failure.isRetryable else { return nil }
+        if failure.progressed {
+            failuresWithoutProgress = 0
+            return max(1 + 2 * random, failure.retryAfter ?? 0)
+        }
+        failuresWithoutProgress += 1
+        return policy.delay(attempt: failuresWithoutProgress, retryAfter: failure.retryAfter, random: random)
+    }
+
+    /// A sync completed.
+    public mutating func succeeded() { failuresWithoutProgress = 0 }
 }

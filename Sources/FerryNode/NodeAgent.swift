@@ -56,6 +56,12 @@ public final class NodeAgent: Sendable {
     /// nothing, so that nothing is stamped before the hub could say the database was
     /// restored from an older copy (see `ExchangeResponse.clockFloor`).
     private let heardFromHub = Mutex(false)
+    /// The batch size used on this link now: halved (down to `minimumBatchBytes`) after a
+    /// transfer failed, grown back by half after each exchange that moved a batch, up to
+    /// `batchBytes`. On a link that cuts every few kilobytes a batch that never fits is
+    /// otherwise sent again and again whole.
+    private let linkBatch: Mutex<Int>
+    public static let minimumBatchBytes = 4 * 1024
 
     public init(
         store: ReplicaStore, hub: any HubConnection, identity: NodeIdentity, clock: any WallClock,
@@ -66,8 +72,12 @@ public final class NodeAgent: Sendable {
         self.identity = identity
         self.clock = clock
         self.batchBytes = batchBytes
+        self.linkBatch = Mutex(batchBytes)
         self.logger = logger
     }
+
+    /// The batch size the next exchange asks for and sends (see `linkBatch`).
+    public var currentBatchBytes: Int { linkBatch.withLock { $0 } }
 
     var hubPeer: Peer { Peer(id: NodeID(unchecked: identity.hubNodeID), direction: .upstream) }
 
@@ -89,19 +99,23 @@ public final class NodeAgent: Sendable {
             while !shouldStop() {
                 let batch: Changeset?
                 if heardFromHub.withLock({ $0 }) {
-                    do { batch = try store.extract(for: hubPeer, maxBytes: batchBytes) } catch { throw local("reading local changes failed", error) }
+                    do { batch = try store.extract(for: hubPeer, maxBytes: currentBatchBytes) } catch { throw local("reading local changes failed", error) }
                 } else {
                     batch = nil
                 }
                 let pending = (try? store.pendingRows(for: hubPeer)) ?? 0
                 let request = ExchangeRequest(
-                    maxBytes: batchBytes, standardVersion: store.standard.version.description, pendingRows: pending,
+                    maxBytes: currentBatchBytes, standardVersion: store.standard.version.description, pendingRows: pending,
                     clockMillis: clock.nowMillis(), epoch: epoch(), pulled: pulled, resend: resend, repair: repair)
                 let header = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
                 let pushedBytes = batch.map(ChangesetCodec.encode)
                 let answerBytes = try hub.exchange(ExchangeEnvelope(header: header, changeset: pushedBytes).encode())
                 report.exchanges += 1
                 let (answer, incoming) = try decodeAnswer(answerBytes)
+                if batch != nil || incoming != nil {
+                    let full = batchBytes
+                    linkBatch.withLock { $0 = min(full, max($0, $0 + $0 / 2)) }
+                }
                 let firstContact = !heardFromHub.withLock { $0 }
                 // The hub has what this request carried.
                 resend = []
@@ -185,6 +199,13 @@ public final class NodeAgent: Sendable {
                 if report.reconcileRounds > 64 { break }
             }
         } catch {
+            var error = error
+            error.progressed = report.pushedBatches + report.pulledBatches + report.repairedRows > 0
+            error.partial = report
+            if error.kind == .transport {
+                let floor = min(batchBytes, Self.minimumBatchBytes)
+                linkBatch.withLock { $0 = max(floor, $0 / 2) }
+            }
             note(["last_error": .text(error.message), "last_error_zh": .text(error.messageZh), "last_error_kind": .text(Self.kindText(error))])
             logger.warning(
                 "sync failed",

@@ -39,7 +39,7 @@ public struct NodeService: Service {
     }
 
     func loop(_ stopping: StopFlag) async throws {
-        var failures = 0
+        var retries = SyncRetry(policy: retry)
         var agent = self.agent
         // A daemon that starts recomputes every row's fingerprint: a change made while it was
         // down that bypassed capture shows in the next comparison with the hub. Not before
@@ -63,8 +63,13 @@ public struct NodeService: Service {
                         }
                     }
                 }
-                let report = try await Self.inBackground { () throws(SyncFailure) in try current.syncOnce(shouldStop: { stopping.isSet }) }
-                failures = 0
+                // Every batch moved beats the watchdog: a long sync that progresses is never
+                // taken for a hung one (a stuck request ends by the transfer's own limits).
+                let beat = heartbeat
+                let report = try await Self.inBackground { () throws(SyncFailure) in
+                    try current.syncOnce(progress: { _ in beat() }, shouldStop: { stopping.isSet })
+                }
+                retries.succeeded()
                 wait = intervalSeconds
                 if report.rollbackDetected || !started {
                     // Scrub, then compare again at once.
@@ -82,27 +87,31 @@ public struct NodeService: Service {
                     logger.error("standard upgrade failed", metadata: ["error": "\(error)"])
                 }
             } catch let f as SyncFailure {
-                failures += 1
-                wait = f.isRetryable
-                    ? retry.delay(attempt: failures, retryAfter: f.retryAfter, random: Double.random(in: 0..<1))
-                    : max(intervalSeconds, retry.capSeconds)
-                logger.info("next attempt", metadata: ["in_seconds": "\(Int(wait))", "failures": "\(failures)"])
+                // Moved data before the link dropped: go on at once. Nothing moved: back off.
+                // Needs a person: try again only at the schedule's pace.
+                wait = retries.next(after: f, random: Double.random(in: 0..<1)) ?? max(intervalSeconds, retry.capSeconds)
+                logger.info(
+                    "next attempt",
+                    metadata: ["in_seconds": "\(Int(wait))", "failures_without_progress": "\(retries.failuresWithoutProgress)", "progressed": "\(f.progressed)"])
             }
             if wait > 0 && !stopping.isSet { try? await waitForWork(upTo: wait, agent: agent, stopping: stopping) }
         }
     }
 
     /// Sleeps up to `seconds`, returning early once local writes have settled for the debounce.
+    /// Measured on the monotonic clock: a wall clock set back (or forward) by days neither
+    /// stalls nor skips the schedule.
     func waitForWork(upTo seconds: Double, agent: NodeAgent, stopping: StopFlag) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        var changedSince: Date? = nil
-        while Date() < deadline && !stopping.isSet {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .milliseconds(Int64(seconds * 1000)))
+        var changedSince: ContinuousClock.Instant? = nil
+        while clock.now < deadline && !stopping.isSet {
             try await Task.sleep(for: .seconds(1))
             heartbeat()
             let captured = (try? agent.store.capturedWrites()) ?? 0
             if captured > 0 {
-                if changedSince == nil { changedSince = Date() }
-                if Date().timeIntervalSince(changedSince!) >= debounceSeconds { return }
+                if changedSince == nil { changedSince = clock.now }
+                if changedSince!.duration(to: clock.now) >= .milliseconds(Int64(debounceSeconds * 1000)) { return }
             }
         }
     }

@@ -487,6 +487,14 @@ struct Sync: AsyncParsableCommand {
     @OptionGroup var dir: NodeDir
     @OptionGroup var language: Language
     @Option(name: .long, help: "Upper bound on one batch, bytes (smaller batches lose less when a weak link drops).") var batchBytes = 64 * 1024
+    @Option(
+        name: .long,
+        help: "Attempts in a row that move nothing before giving up (0: stop at the first failure). While data moves, the sync carries on through any number of cuts.")
+    var retries = Sync.stallsBeforeGivingUp
+
+    func validate() throws {
+        guard retries >= 0 else { throw ValidationError("--retries must be 0 or more") }
+    }
 
     func run() throws {
         bootstrapLogging(.error)
@@ -501,11 +509,11 @@ struct Sync: AsyncParsableCommand {
             }
         }
         do {
-            var r = try agent.syncOnce(progress: progress)
+            var r = try Self.persisting(agent, progress: progress, language: language, retries: retries)
             if let upgraded = try dir.upgradeIfAvailable(agent) {
                 agent = upgraded
                 show(language.say("  已升级数据标准至 \(agent.store.standard.version)，数据库已迁移", "  moved to standard \(agent.store.standard.version); database migrated"))
-                let again = try agent.syncOnce(progress: progress)
+                let again = try Self.persisting(agent, progress: progress, language: language, retries: retries)
                 r.pushedRows += again.pushedRows
                 r.pulledRows += again.pulledRows
                 r.conflicts += again.conflicts
@@ -525,6 +533,55 @@ struct Sync: AsyncParsableCommand {
             }
         } catch let error as SyncFailure {
             throw Failure(description: language.say("同步失败：\(error.messageZh)（\(error.message)）", "sync failed: \(error.message)") + (error.isRetryable ? language.say("。稍后会自动重试。", ". It will be retried.") : ""))
+        }
+    }
+}
+
+extension Sync {
+    /// Failed attempts in a row that moved nothing before `ferry sync` gives up (about half a
+    /// minute of backoff); while attempts move data it goes on however often the link drops.
+    static let stallsBeforeGivingUp = 4
+
+    /// Syncs until done, carrying on through cuts and stalls while data moves (`SyncRetry`):
+    /// one `ferry sync` finishes over a link that drops every few kilobytes. What each attempt
+    /// moved is added up.
+    static func persisting(_ agent: NodeAgent, progress: @escaping (SyncProgress) -> Void, language: Language, retries stalls: Int) throws(SyncFailure) -> SyncReport {
+        var retries = SyncRetry(policy: RetryPolicy(baseSeconds: 2, capSeconds: 30))
+        var total = SyncReport()
+        func add(_ r: SyncReport) {
+            total.exchanges += r.exchanges
+            total.pushedBatches += r.pushedBatches
+            total.pushedRows += r.pushedRows
+            total.pushedBytes += r.pushedBytes
+            total.pulledBatches += r.pulledBatches
+            total.pulledRows += r.pulledRows
+            total.pulledBytes += r.pulledBytes
+            total.conflicts += r.conflicts
+            total.repairedRows += r.repairedRows
+            total.reconcileRounds += r.reconcileRounds
+            total.rollbackDetected = total.rollbackDetected || r.rollbackDetected
+        }
+        let started = ContinuousClock.now
+        while true {
+            do {
+                let r = try agent.syncOnce(progress: progress)
+                add(r)
+                total.heldByHub = r.heldByHub
+                total.seconds = Double((ContinuousClock.now - started).components.seconds)
+                    + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+                return total
+            } catch {
+                add(error.partial)
+                guard let wait = retries.next(after: error, random: Double.random(in: 0..<1)),
+                    retries.failuresWithoutProgress <= stalls
+                else {
+                    throw error
+                }
+                show(language.say(
+                    "  同步中断（\(error.messageZh)），\(Int(wait.rounded(.up))) 秒后继续",
+                    "  interrupted (\(error.message)); resuming in \(Int(wait.rounded(.up))) s"))
+                Thread.sleep(forTimeInterval: wait)
+            }
         }
     }
 }

@@ -39,6 +39,21 @@ struct InProcessHubTests {
         return hub
     }
 
+    /// Unit u-a added and one node of it enrolled, with its replica in `dir`.
+    static func enrolledNode(_ hub: Hub, _ dir: TemporaryDirectory, clock: ManualClock) throws -> (NodeIdentity, ReplicaStore, NodeRecord) {
+        let token = try hub.addUnit(OrgUnit(id: "u-a", name: "甲", parentID: "prov", level: .unit, industry: "education", region: nil))
+        let key = SigningKey()
+        let answer = try hub.enrol(enrolment(token, key))
+        let identity = NodeIdentity(
+            hubURL: "in-process", nodeID: answer.nodeID, unitID: "u-a", unitName: "甲", hubNodeID: answer.hubNodeID,
+            hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: false)
+        let store = try ReplicaStore(
+            path: dir.file("unit.db"), standard: hub.store.standard,
+            identity: ReplicaIdentity(node: NodeID(unchecked: answer.nodeID), role: .unit("u-a")), clock: clock)
+        guard let node = try hub.registry.node(answer.nodeID) else { throw CocoaError(.fileNoSuchFile) }
+        return (identity, store, node)
+    }
+
     @Test("a token works once, and not after it expires")
     func tokensAreOneTimeAndExpire() throws {
         let dir = try TemporaryDirectory()
@@ -79,18 +94,10 @@ struct InProcessHubTests {
         defer { dir.remove() }
         let clock = ManualClock()
         let hub = try makeHub(dir, clock: clock)
-        let token = try hub.addUnit(OrgUnit(id: "u-a", name: "甲", parentID: "prov", level: .unit, industry: "education", region: nil))
-        let key = SigningKey()
-        let answer = try hub.enrol(enrolment(token, key))
-        let identity = NodeIdentity(
-            hubURL: "in-process", nodeID: answer.nodeID, unitID: "u-a", unitName: "甲", hubNodeID: answer.hubNodeID,
-            hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: false)
-        let store = try ReplicaStore(
-            path: dir.file("unit.db"), standard: hub.store.standard,
-            identity: ReplicaIdentity(node: NodeID(unchecked: answer.nodeID), role: .unit("u-a")), clock: clock)
+        let (identity, store, node) = try InProcessHubTests.enrolledNode(hub, dir, clock: clock)
         try store.executeAll((0..<500).map { ("INSERT INTO member (id, unit_id, name) VALUES (?, 'u-a', ?)", [.text("m\($0)"), .text("名\($0)")]) })
         let agent = NodeAgent(
-            store: store, hub: InProcessHub(hub: hub, node: try #require(try hub.registry.node(answer.nodeID))), identity: identity,
+            store: store, hub: InProcessHub(hub: hub, node: node), identity: identity,
             clock: clock, batchBytes: 4096)
         let up = try agent.syncOnce()
         #expect(up.pushedRows == 500 && up.pushedBatches > 5)
@@ -99,7 +106,7 @@ struct InProcessHubTests {
         #expect(down.pushedRows == 0 && down.pulledRows >= 1)
         #expect(try store.syncedContents(of: "member") == hub.store.syncedContents(of: "member"))
         #expect(try store.pendingRows(for: Peer(id: hub.nodeID, direction: .upstream)) == 0)
-        #expect(try hub.registry.node(answer.nodeID)?.lastSyncAt != nil)
+        #expect(try hub.registry.node(identity.nodeID)?.lastSyncAt != nil)
     }
 }
 
@@ -113,5 +120,96 @@ struct RetryPolicyTests {
         #expect(p.delay(attempt: 40, retryAfter: nil, random: 0.999) <= 600)
         #expect(p.delay(attempt: 1, retryAfter: 30, random: 0.1) == 30)
         #expect(p.delay(attempt: 3, retryAfter: nil, random: 0) >= 1)
+    }
+}
+
+/// A link that drops: every exchange whose number `cut` picks fails as a transport error
+/// before it reaches the hub (the hub itself is real, in-process).
+final class CuttingLink: HubConnection, @unchecked Sendable {
+    let inner: InProcessHub
+    let cut: (Int) -> Bool
+    private(set) var exchanges = 0
+    private(set) var cuts = 0
+    private(set) var askedBytes: [Int] = []
+    init(_ inner: InProcessHub, cut: @escaping (Int) -> Bool) {
+        self.inner = inner
+        self.cut = cut
+    }
+    var clockOffsetMillis: Int64 { 0 }
+    var hubStandardVersion: String? { inner.hubStandardVersion }
+    func fetchStandard() throws(SyncFailure) -> SignedStandard { try inner.fetchStandard() }
+    func exchange(_ body: [UInt8]) throws(SyncFailure) -> [UInt8] {
+        exchanges += 1
+        if let envelope = try? ExchangeEnvelope.decode(body), let r = try? JSONDecoder().decode(ExchangeRequest.self, from: Data(envelope.header)) {
+            askedBytes.append(r.maxBytes)
+        }
+        if cut(exchanges) {
+            cuts += 1
+            throw SyncFailure(kind: .transport, message: "the connection was cut", messageZh: "连接中断", isRetryable: true)
+        }
+        return try inner.exchange(body)
+    }
+    func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse { try inner.reconcile(request) }
+}
+
+@Suite("Syncing through cuts")
+struct SyncThroughCutsTests {
+    @Test("after a failure that moved data the next attempt comes at once and the backoff restarts; one that moved nothing backs off; one that needs a person is not retried")
+    func retryFollowsProgress() {
+        var r = SyncRetry(policy: RetryPolicy(baseSeconds: 5, capSeconds: 600))
+        var stalled = SyncFailure(kind: .transport, message: "cut", messageZh: "断", isRetryable: true)
+        var waits: [Double] = []
+        for _ in 0..<5 { waits.append(r.next(after: stalled, random: 0.999)!) }
+        #expect(r.failuresWithoutProgress == 5)
+        #expect(waits[4] > 70 && waits[4] <= 80, "\(waits)")
+        var moved = stalled
+        moved.progressed = true
+        let soon = r.next(after: moved, random: 0.999)!
+        #expect(soon >= 1 && soon <= 3 && r.failuresWithoutProgress == 0)
+        #expect(r.next(after: stalled, random: 0.999)! <= 5, "the backoff starts again after progress")
+        moved.retryAfter = 20
+        #expect(r.next(after: moved, random: 0) == 20, "Retry-After is honoured even after progress")
+        stalled.isRetryable = false
+        #expect(r.next(after: stalled, random: 0.5) == nil)
+        r.succeeded()
+        #expect(r.failuresWithoutProgress == 0)
+    }
+
+    @Test("batches shrink after a cut and grow back after exchanges that move data; retrying on progress gets every row through")
+    func batchesAdaptToTheLink() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let clock = ManualClock()
+        let hub = try InProcessHubTests().makeHub(dir, clock: clock)
+        let (identity, store, node) = try InProcessHubTests.enrolledNode(hub, dir, clock: clock)
+        try store.executeAll((0..<3000).map { ("INSERT INTO member (id, unit_id, name, note) VALUES (?, 'u-a', ?, ?)", [.text("m\($0)"), .text("名\($0)"), .text(String(repeating: "记录", count: 20))]) })
+        // Every third exchange is cut.
+        let link = CuttingLink(InProcessHub(hub: hub, node: node), cut: { $0 % 3 == 0 })
+        let full = 64 * 1024
+        let agent = NodeAgent(store: store, hub: link, identity: identity, clock: clock, batchBytes: full)
+        var retry = SyncRetry()
+        var attempts = 0
+        var sizes: [Int] = []
+        while true {
+            attempts += 1
+            do {
+                _ = try agent.syncOnce()
+                break
+            } catch {
+                sizes.append(agent.currentBatchBytes)
+                let next = retry.next(after: error, random: 0.5)
+                let wait = try #require(next, "\(error)")
+                #expect(wait <= 3 || !error.progressed)
+                #expect(retry.failuresWithoutProgress <= 1, "every attempt but a first-contact one moved data")
+            }
+            #expect(attempts < 200)
+            if attempts >= 200 { break }
+        }
+        #expect(link.cuts > 3)
+        #expect(sizes.first == full / 2, "halved after the first cut: \(sizes)")
+        #expect(sizes.min()! >= NodeAgent.minimumBatchBytes)
+        #expect(link.askedBytes.contains { $0 > sizes.min()! }, "grew again after successes")
+        #expect(try store.syncedContents(of: "member") == hub.store.syncedContents(of: "member"))
+        #expect(try store.pendingRows(for: Peer(id: hub.nodeID, direction: .upstream)) == 0)
     }
 }

@@ -159,7 +159,7 @@ struct TrustBoundaryTests {
         var done = false
         while !done && attempts < 10 {
             attempts += 1
-            let r = try p.ferry(["sync", "--dir", p.nodeDir("u-a"), "--lang", "en", "--batch-bytes", "8192"], expectFailure: true)
+            let r = try p.ferry(["sync", "--dir", p.nodeDir("u-a"), "--lang", "en", "--batch-bytes", "8192", "--retries", "0"], expectFailure: true)
             done = r.status == 0
             if !done { #expect(r.stderr.contains("It will be retried"), "a flipped upload was reported as permanent: \(r.stderr)") }
         }
