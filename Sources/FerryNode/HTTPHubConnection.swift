@@ -176,38 +176,30 @@ public final class HTTPHubConnection: HubConnection {
     }
 
     public func exchange(_ body: [UInt8]) throws(SyncFailure) -> [UInt8] {
+        try post("/v1/exchange", body, contentType: WireMediaType.exchange)
+    }
+
+    public func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse {
+        let answer = try post("/v1/reconcile", (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? [], contentType: WireMediaType.json)
+        do { return try JSONDecoder().decode(ReconcileResponse.self, from: Data(answer)) } catch {
+            throw SyncFailure(kind: .transport, message: "the hub's digests did not decode", messageZh: "上级的数据摘要无法解析，将重试", isRetryable: true)
+        }
+    }
+
+    /// POSTs a body gzipped when the node uses gzip and it is smaller (exchange bodies, and the
+    /// reconciliation's hex digests and keys), asks for a gzipped answer, and returns it inflated.
+    func post(_ path: String, _ body: [UInt8], contentType: String) throws(SyncFailure) -> [UInt8] {
         var out = body
-        var headers = [("Content-Type", WireMediaType.exchange)]
+        var headers = [("Content-Type", contentType)]
         if identity.gzip, let z = try? Gzip.compress(body), z.count < body.count {
             out = z
             headers.append(("Content-Encoding", "gzip"))
         }
         if identity.gzip { headers.append(("Accept-Encoding", "gzip")) }
-        let r = try send("POST", "/v1/exchange", body: out, headers: headers)
+        let r = try send("POST", path, body: out, headers: headers)
         guard r.headers["content-encoding"] == "gzip" else { return r.body }
         do { return try Gzip.decompress(r.body, maxBytes: maxResponseBytes) } catch {
             throw SyncFailure(kind: .transport, message: "the hub's answer arrived damaged", messageZh: "收到的数据已损坏，将重新获取", isRetryable: true)
-        }
-    }
-
-    public func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse {
-        var body = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
-        var headers = [("Content-Type", WireMediaType.json)]
-        // Digests and keys are hex in JSON: gzip takes back most of what that costs.
-        if identity.gzip, let z = try? Gzip.compress(body), z.count < body.count {
-            body = z
-            headers.append(("Content-Encoding", "gzip"))
-        }
-        if identity.gzip { headers.append(("Accept-Encoding", "gzip")) }
-        let r = try send("POST", "/v1/reconcile", body: body, headers: headers)
-        var answer = r.body
-        if r.headers["content-encoding"] == "gzip" {
-            do { answer = try Gzip.decompress(r.body, maxBytes: maxResponseBytes) } catch {
-                throw SyncFailure(kind: .transport, message: "the hub's digests arrived damaged", messageZh: "上级的数据摘要已损坏，将重试", isRetryable: true)
-            }
-        }
-        do { return try JSONDecoder().decode(ReconcileResponse.self, from: Data(answer)) } catch {
-            throw SyncFailure(kind: .transport, message: "the hub's digests did not decode", messageZh: "上级的数据摘要无法解析，将重试", isRetryable: true)
         }
     }
 
