@@ -14,8 +14,8 @@ environment that scripts/schemathesis sets up:
 
 and registers:
 
-- a request signer (protocol/HTTP.md, "Signed requests") for /v1/exchange, /v1/reconcile and
-  /v1/standard: it runs on the request as it will be sent (requests' PreparedRequest, after the
+- a request signer (protocol/HTTP.md, "Signed requests") for /v1/exchange, /v1/reconcile,
+  /v1/standard and /v1/upload: it runs on the request as it will be sent (requests' PreparedRequest, after the
   body is serialized), so the hash and the signature cover exactly the bytes on the wire, with a
   fresh nonce and the current time for every call (the hub refuses replays and stale requests);
   it replaces whatever Ferry-Node/-Timestamp/-Nonce/-Content-SHA256 schemathesis generated, and
@@ -57,7 +57,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import strategies as st
 
-SIGNED_PATHS = ("/v1/exchange", "/v1/reconcile", "/v1/standard")
+SIGNED_PATHS = ("/v1/exchange", "/v1/reconcile", "/v1/standard", "/v1/upload")
 EXCHANGE_MEDIA_TYPE = "application/vnd.ferry.exchange"
 
 with open(os.environ["FERRY_NODE_JSON"], encoding="utf-8") as f:

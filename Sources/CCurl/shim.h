@@ -49,6 +49,12 @@ static inline CURLcode ferry_curl_setopt_header_function(CURL *handle, ferry_cur
     return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, function);
 }
 
+/// CURLOPT_READFUNCTION: a request body supplied as it is sent. With no seek function set,
+/// libcurl cannot rewind it, so it never re-sends the body by itself.
+static inline CURLcode ferry_curl_setopt_read_function(CURL *handle, ferry_curl_data_function function) {
+    return curl_easy_setopt(handle, CURLOPT_READFUNCTION, function);
+}
+
 static inline CURLcode ferry_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

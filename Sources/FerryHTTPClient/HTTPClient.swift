@@ -63,11 +63,16 @@ public final class HTTPClient: Sendable {
     ///     own: `("Expect", "")`, `("Accept", "")`.
     ///   - body: The request body; for POST, PUT and PATCH an empty body is sent as
     ///     Content-Length: 0.
+    ///   - resendsOnDeadConnection: libcurl sends a request again by itself, whole, on a fresh
+    ///     connection when a reused one turns out dead before any answer. For a body the
+    ///     caller resumes after a cut (it asks the peer what arrived) that silent second copy
+    ///     is wasted bytes; with false the cut is reported instead.
     /// - Throws: `HTTPClientError` when no response arrived; never for an HTTP status.
-    public func send(method: String, url: String, headers: [(String, String)] = [], body: [UInt8] = []) throws(HTTPClientError)
-        -> HTTPResponse
-    {
-        let request = try Request(method: method, url: url, headers: headers, body: body)
+    public func send(
+        method: String, url: String, headers: [(String, String)] = [], body: [UInt8] = [], resendsOnDeadConnection: Bool = true
+    ) throws(HTTPClientError) -> HTTPResponse {
+        var request = try Request(method: method, url: url, headers: headers, body: body)
+        request.rewindable = resendsOnDeadConnection
         let configuration = configuration
         return try easy.withLock { (easy: inout EasyHandle) throws(HTTPClientError) -> HTTPResponse in
             try easy.perform(request, configuration: configuration)
@@ -88,6 +93,8 @@ private struct Request {
     var headerLines: [String]
     var body: [UInt8]
     var sendsBody: Bool
+    /// Whether libcurl may send the body again by itself (see `HTTPClient.send`).
+    var rewindable = true
 
     init(method: String, url: String, headers: [(String, String)], body: [UInt8]) throws(HTTPClientError) {
         guard !method.isEmpty, method.utf8.allSatisfy({ Self.isTokenByte($0) }) else {
@@ -218,8 +225,20 @@ private final class EasyHandle {
             set("CUSTOMREQUEST", ferry_curl_setopt_string(raw, CURLOPT_CUSTOMREQUEST, request.method))
         }
 
+        let reader = BodyReader(request.body)
         let code: CURLcode = request.body.withUnsafeBytes { bytes in
-            if request.sendsBody {
+            if request.sendsBody && !request.rewindable && !bytes.isEmpty {
+                // A read callback without a seek callback: libcurl cannot rewind the body, so
+                // a dead reused connection fails the request (CURLE_SEND_FAIL_REWIND) instead
+                // of sending it all again unasked.
+                set("POST", ferry_curl_setopt_long(raw, CURLOPT_POST, 1))
+                if method != "POST" { set("CUSTOMREQUEST", ferry_curl_setopt_string(raw, CURLOPT_CUSTOMREQUEST, request.method)) }
+                set("POSTFIELDSIZE_LARGE", ferry_curl_setopt_off_t(raw, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count)))
+                set("READFUNCTION", ferry_curl_setopt_read_function(raw) { data, size, count, userdata in
+                    Unmanaged<BodyReader>.fromOpaque(userdata!).takeUnretainedValue().read(into: data, size * count)
+                })
+                set("READDATA", ferry_curl_setopt_ptr(raw, CURLOPT_READDATA, Unmanaged.passUnretained(reader).toOpaque()))
+            } else if request.sendsBody {
                 set("POSTFIELDSIZE_LARGE", ferry_curl_setopt_off_t(raw, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count)))
                 if let base = bytes.baseAddress, bytes.count > 0 {
                     // Not copied: the bytes stay valid until curl_easy_perform returns, and
@@ -230,7 +249,7 @@ private final class EasyHandle {
                 }
             }
             if failedOption != nil { return CURLE_OK }
-            return withExtendedLifetime(sink) { curl_easy_perform(raw) }
+            return withExtendedLifetime((sink, reader)) { curl_easy_perform(raw) }
         }
         if let (optionCode, option) = failedOption {
             throw setupFailure(optionCode, option: option, url: request.url)
@@ -264,6 +283,24 @@ private final class EasyHandle {
             message: "libcurl refused option CURLOPT_\(option) for \(url) (\(detail)); check the HTTP client settings and the libcurl version (\(HTTPClient.libcurlVersion))",
             messageZh: "libcurl 不接受发往 \(url) 的请求选项 CURLOPT_\(option)（\(detail)）；请检查 HTTP 客户端设置和 libcurl 版本",
             curlCode: Int(code.rawValue), detail: detail, isRetryable: false)
+    }
+}
+
+/// Hands a request body to libcurl's read callback, once, front to back.
+private final class BodyReader {
+    let body: [UInt8]
+    var offset = 0
+    init(_ body: [UInt8]) { self.body = body }
+
+    func read(into buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int) -> Int {
+        guard let buffer, capacity > 0 else { return 0 }
+        let n = min(capacity, body.count - offset)
+        guard n > 0 else { return 0 }
+        body.withUnsafeBytes { src in
+            UnsafeMutableRawPointer(buffer).copyMemory(from: src.baseAddress! + offset, byteCount: n)
+        }
+        offset += n
+        return n
     }
 }
 

@@ -147,7 +147,7 @@ extension HTTPClientError {
                 "TLS with \(url) failed (\(detail)); check the TLS settings and the hub's certificate",
                 "与 \(url) 的 TLS 连接失败（\(detail)）；请检查 TLS 设置和中心服务器的证书")
         case CURLE_GOT_NOTHING, CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_PARTIAL_FILE, CURLE_HTTP2,
-            CURLE_HTTP2_STREAM, CURLE_HTTP3, CURLE_WEIRD_SERVER_REPLY:
+            CURLE_HTTP2_STREAM, CURLE_HTTP3, CURLE_WEIRD_SERVER_REPLY, CURLE_SEND_FAIL_REWIND:
             self = make(.other, true,
                 "the connection to \(url) dropped mid-request (\(detail)); the link is unreliable or the hub restarted — try again",
                 "与 \(url) 的连接在请求中途断开（\(detail)）；网络不稳定或中心服务器重启，请重试")

@@ -20,6 +20,7 @@ public enum HubRoute: String, CaseIterable, Sendable {
     case exchange = "POST /v1/exchange"
     case reconcile = "POST /v1/reconcile"
     case standard = "GET /v1/standard"
+    case upload = "GET /v1/upload"
     case adminLogin = "POST /v1/admin/login"
     case reportIndicators = "GET /v1/report/indicators"
     case reportFreshness = "GET /v1/report/freshness"
@@ -64,6 +65,7 @@ public struct HubServer: Sendable {
     let limiter: ConnectionLimiter
     let gate: RequestGate
     let wire: WireResponder
+    let partials = PartialUploads()
     let logger: Logger
 
     public init(
@@ -146,7 +148,7 @@ public struct HubServer: Sendable {
             return reply(.success(.json(Data("{\"status\":\"ok\",\"standard\":\"\(hub.store.standard.version)\"}".utf8))), gzip: false)
         case .enrol:
             return await enrol(request, from: address)
-        case .exchange, .reconcile, .standard:
+        case .exchange, .reconcile, .standard, .upload:
             return await signed(route, request, from: address)
         case .adminLogin, .reportIndicators, .reportFreshness, .reportConflicts, .resolveConflict, .reportQuarantine, .resolveQuarantine:
             return wire.failure(WireError(.notFound, "\(route.rawValue) is served by the supervisor's view"))
@@ -166,6 +168,7 @@ public struct HubServer: Sendable {
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
             return .failure(WireError(.tooLarge, "the request body is \(declared) bytes; the hub takes at most \(limit) here"))
         }
+        if request.headers[.contentLength].flatMap(Int.init) == 0 { return .success([]) }
         do {
             let buffer = try await request.collectBody(upTo: limit)
             return .success(Array(buffer.readableBytesView))
@@ -175,6 +178,32 @@ public struct HubServer: Sendable {
             return .failure(WireError(.tooLarge, "the request body is over \(limit) bytes; the hub takes at most \(limit) here"))
         } catch {
             return .failure(WireError(.truncated, "the request body stopped arriving (\(error)); it will be sent again"))
+        }
+    }
+
+    /// The body, read as it arrives up to `limit` bytes; when it stops arriving (a cut link, a
+    /// stall) the failure comes with the bytes that did arrive, to keep for a resumption.
+    func readBodyKeepingPart(_ request: Request, limit: Int) async -> (Result<[UInt8], WireError>, part: [UInt8]) {
+        var bytes: [UInt8] = []
+        if let declared = request.headers[.contentLength].flatMap(Int.init) {
+            guard declared <= limit else {
+                return (.failure(WireError(.tooLarge, "the request body is \(declared) bytes; the hub takes at most \(limit) here")), [])
+            }
+            bytes.reserveCapacity(declared)
+        }
+        do {
+            for try await chunk in request.body {
+                guard bytes.count + chunk.readableBytes <= limit else {
+                    return (.failure(WireError(.tooLarge, "the request body is over \(limit) bytes; the hub takes at most \(limit) here")), [])
+                }
+                bytes.append(contentsOf: chunk.readableBytesView)
+            }
+            if let declared = request.headers[.contentLength].flatMap(Int.init), declared != bytes.count {
+                return (.failure(WireError(.truncated, "the request body stopped after \(bytes.count) of \(declared) bytes; the rest will be sent")), bytes)
+            }
+            return (.success(bytes), [])
+        } catch {
+            return (.failure(WireError(.truncated, "the request body stopped arriving after \(bytes.count) bytes (\(error)); the rest will be sent")), bytes)
         }
     }
 
@@ -255,8 +284,18 @@ public struct HubServer: Sendable {
         guard RequestSigning.isValidContentHash(claimed) else {
             return refuse(nonce: nonce, WireError(.badSignature, "the \(WireHeader.contentSHA256) header is not 64 lowercase hex characters; it may have been damaged on the way"))
         }
-        if let declared = headers[.contentLength].flatMap(Int.init), declared > maxBody {
-            return refuse(nonce: nonce, WireError(.tooLarge, "the request body is \(declared) bytes; the hub takes at most \(maxBody)"))
+        // A resumed upload: the hub holds the first `offset` bytes from a cut attempt.
+        var offset = 0
+        if let text = header(WireHeader.uploadOffset) {
+            guard route == .exchange, let n = Int(text), n >= 0, n <= maxBody else {
+                return refuse(
+                    nonce: nonce,
+                    WireError(.badRequest, "\(WireHeader.uploadOffset) must be a byte count up to \(maxBody), on POST /v1/exchange only"))
+            }
+            offset = n
+        }
+        if let declared = headers[.contentLength].flatMap(Int.init), declared + offset > maxBody {
+            return refuse(nonce: nonce, WireError(.tooLarge, "the request body is \(declared + offset) bytes; the hub takes at most \(maxBody)"))
         }
         let authenticated: Result<NodeRecord, WireError> = await offload {
             Result { () throws(WireError) in try hub.authenticate(method: method, path: path, header: header, bodySHA256Hex: claimed, client: address) }
@@ -269,9 +308,37 @@ public struct HubServer: Sendable {
             do throws(WireError) { try hub.admitSession() } catch { return refuse(nonce: nonce, error) }
             holdsSession = true
         }
-        switch await readBody(&request, limit: maxBody) {
-        case .success(let bytes): raw = bytes
-        case .failure(let e): return refuse(nonce: nonce, e)
+        let nodeKey = node.id.rawValue
+        if route == .upload {
+            let sha = request.uri.queryParameters.get("sha256") ?? ""
+            guard RequestSigning.isValidContentHash(sha) else {
+                return refuse(nonce: nonce, WireError(.badRequest, "GET /v1/upload needs ?sha256= the upload's 64 lowercase hex SHA-256"))
+            }
+            return reply(.success(.encodable(UploadOffset(sha256: sha, offset: partials.offset(node: nodeKey, sha256: sha)))), gzip: false, nonce: nonce)
+        }
+        var held: [UInt8] = []
+        if offset > 0 {
+            guard let prefix = partials.prefix(node: nodeKey, sha256: claimed, count: offset) else {
+                return refuse(
+                    nonce: nonce,
+                    WireError(.truncated, "the hub does not hold the first \(offset) bytes of this upload (any more); send it whole"))
+            }
+            held = prefix
+        }
+        if route == .exchange {
+            let (read, part) = await readBodyKeepingPart(request, limit: maxBody - offset)
+            switch read {
+            case .success(let bytes): raw = held + bytes
+            case .failure(let e):
+                if e.code == .truncated { partials.keep(node: nodeKey, sha256: claimed, bytes: held + part) }
+                return refuse(nonce: nonce, e)
+            }
+            partials.drop(node: nodeKey)
+        } else {
+            switch await readBody(&request, limit: maxBody) {
+            case .success(let bytes): raw = bytes
+            case .failure(let e): return refuse(nonce: nonce, e)
+            }
         }
         guard Trust.sha256Hex(raw) == claimed else {
             let count = raw.count

@@ -23,6 +23,12 @@ public final class HTTPHubConnection: HubConnection {
     private let offset = Mutex<Int64>(0)
     private let counted = Mutex((sent: 0, received: 0))
     private let standardSeen = Mutex<String?>(nil)
+    /// The SHA-256 of the last exchange body whose upload was cut: when the next exchange
+    /// sends the same body, it asks the hub how much of it arrived and sends only the rest.
+    private let cutUpload = Mutex<String?>(nil)
+    /// Bodies at least this large are resumed after a cut; smaller ones are sent again whole
+    /// (the question would cost about as much as the answer saves).
+    public static let resumableBytes = 8 * 1024
     /// Largest response body accepted after decompression, bytes.
     let maxResponseBytes = 32 << 20
 
@@ -133,27 +139,38 @@ public final class HTTPHubConnection: HubConnection {
     /// Sends one signed request; re-signs and re-sends once at once when the refusal may be
     /// the link's or the clock's (`worthResending`), or when the answer arrived damaged or
     /// unsigned. Returns a successful answer whose signature verified.
-    func send(_ method: String, _ path: String, body: [UInt8], headers extra: [(String, String)]) throws(SyncFailure) -> HTTPResponse {
+    ///
+    /// With `from` > 0 only the body's bytes from that offset go on the wire (the hub holds the
+    /// rest, `Ferry-Upload-Offset`); the signature covers the whole body's hash either way.
+    /// `resendOnCut: false` leaves a cut transfer to the caller, which resumes it.
+    func send(
+        _ method: String, _ path: String, body: [UInt8], from start: Int = 0, headers extra: [(String, String)], resendOnCut: Bool = true
+    ) throws(SyncFailure) -> HTTPResponse {
         var attempt = 0
+        let bodyHash = Trust.sha256Hex(body)
+        let wireBody = start > 0 ? Array(body[start...]) : body
+        let resume = start > 0 ? [(WireHeader.uploadOffset, String(start))] : []
         while true {
             attempt += 1
             let now = UInt64(max(0, Int64(clock.nowMillis()) + clockOffsetMillis))
             let signed: [(String, String)]
-            do { signed = try key.signedHeaders(node: identity.nodeID, method: method, path: path, body: body, nowMillis: now) } catch {
+            do { signed = try key.signedHeaders(node: identity.nodeID, method: method, path: path, bodySHA256Hex: bodyHash, nowMillis: now) } catch {
                 throw SyncFailure(kind: .local, message: "signing the request failed: \(error)", messageZh: "请求签名失败", isRetryable: false)
             }
             let nonce = signed.first { $0.0 == WireHeader.nonce }!.1
             let response: HTTPResponse
             do {
-                response = try client.send(method: method, url: base + path, headers: signed + extra + [("Expect", "")], body: body)
+                response = try client.send(
+                    method: method, url: base + path, headers: signed + resume + extra + [("Expect", "")], body: wireBody,
+                    resendsOnDeadConnection: resendOnCut)
             } catch {
-                if attempt == 1 && error.isRetryable && error.kind == .other { continue }
+                if resendOnCut && attempt == 1 && error.isRetryable && error.kind == .other { continue }
                 throw Self.failure(error)
             }
-            let headerBytes = (signed + extra).reduce(method.utf8.count + path.utf8.count + 64) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 }
+            let headerBytes = (signed + resume + extra).reduce(method.utf8.count + path.utf8.count + 64) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 }
             let responseHeaderBytes = response.headers.reduce(17) { $0 + $1.key.utf8.count + $1.value.utf8.count + 4 }
             counted.withLock {
-                $0.sent += headerBytes + body.count
+                $0.sent += headerBytes + wireBody.count
                 $0.received += responseHeaderBytes + response.body.count
             }
             // An answer is believed only with the hub's signature over it: its time (which
@@ -176,7 +193,48 @@ public final class HTTPHubConnection: HubConnection {
     }
 
     public func exchange(_ body: [UInt8]) throws(SyncFailure) -> [UInt8] {
-        try post("/v1/exchange", body, contentType: WireMediaType.exchange)
+        try post("/v1/exchange", body, contentType: WireMediaType.exchange, resumable: true)
+    }
+
+    /// How many bytes of the cut upload hashed `sha256` the hub holds.
+    func heldOffset(_ sha256: String) throws(SyncFailure) -> Int {
+        let r = try send("GET", "/v1/upload?sha256=\(sha256)", body: [], headers: [])
+        guard let held = try? JSONDecoder().decode(UploadOffset.self, from: Data(r.body)), held.sha256 == sha256, held.offset >= 0 else {
+            throw SyncFailure(kind: .transport, message: "the hub's upload offset did not decode", messageZh: "上级的续传位置无法解析，将重试", isRetryable: true)
+        }
+        return held.offset
+    }
+
+    /// Sends a resumable body: when its upload was cut before (here, or in an earlier attempt
+    /// of the same exchange), asks the hub how much arrived and sends only the rest; when it is
+    /// cut again after the hub got more of it, resumes again at once, as long as each attempt
+    /// gets further. A cut that moved nothing is the caller's failure to retry.
+    func sendResumable(_ path: String, body: [UInt8], headers: [(String, String)]) throws(SyncFailure) -> HTTPResponse {
+        let sha = Trust.sha256Hex(body)
+        var offset = 0
+        if cutUpload.withLock({ $0 }) == sha { offset = (try? heldOffset(sha)) ?? 0 }
+        while true {
+            do {
+                let r = try send("POST", path, body: body, from: offset, headers: headers, resendOnCut: false)
+                cutUpload.withLock { $0 = nil }
+                return r
+            } catch {
+                guard error.isRetryable else {
+                    cutUpload.withLock { $0 = nil }
+                    throw error
+                }
+                // The hub no longer holds the part (restarted, expired): the next one goes whole.
+                if case .hub(.truncated) = error.kind, offset > 0 {
+                    cutUpload.withLock { $0 = nil }
+                    offset = 0
+                    continue
+                }
+                guard error.kind == .transport else { throw error }
+                cutUpload.withLock { $0 = sha }
+                guard let held = try? heldOffset(sha), held > offset, held < body.count else { throw error }
+                offset = held
+            }
+        }
     }
 
     public func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse {
@@ -188,7 +246,7 @@ public final class HTTPHubConnection: HubConnection {
 
     /// POSTs a body gzipped when the node uses gzip and it is smaller (exchange bodies, and the
     /// reconciliation's hex digests and keys), asks for a gzipped answer, and returns it inflated.
-    func post(_ path: String, _ body: [UInt8], contentType: String) throws(SyncFailure) -> [UInt8] {
+    func post(_ path: String, _ body: [UInt8], contentType: String, resumable: Bool = false) throws(SyncFailure) -> [UInt8] {
         var out = body
         var headers = [("Content-Type", contentType)]
         if identity.gzip, let z = try? Gzip.compress(body), z.count < body.count {
@@ -196,7 +254,9 @@ public final class HTTPHubConnection: HubConnection {
             headers.append(("Content-Encoding", "gzip"))
         }
         if identity.gzip { headers.append(("Accept-Encoding", "gzip")) }
-        let r = try send("POST", path, body: out, headers: headers)
+        let r =
+            resumable && out.count >= Self.resumableBytes
+            ? try sendResumable(path, body: out, headers: headers) : try send("POST", path, body: out, headers: headers)
         guard r.headers["content-encoding"] == "gzip" else { return r.body }
         do { return try Gzip.decompress(r.body, maxBytes: maxResponseBytes) } catch {
             throw SyncFailure(kind: .transport, message: "the hub's answer arrived damaged", messageZh: "收到的数据已损坏，将重新获取", isRetryable: true)

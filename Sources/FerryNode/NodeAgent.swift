@@ -61,6 +61,16 @@ public final class NodeAgent: Sendable {
     /// `batchBytes`. On a link that cuts every few kilobytes a batch that never fits is
     /// otherwise sent again and again whole.
     private let linkBatch: Mutex<Int>
+    /// The exchange whose transfer failed, kept so that the next attempt sends the very same
+    /// bytes: then the connection can resume its upload where the cut left it instead of
+    /// sending a new batch from its first byte (`HTTPHubConnection.sendResumable`).
+    private let unsent = Mutex<UnsentExchange?>(nil)
+    struct UnsentExchange: Sendable {
+        var batch: Changeset
+        var changeset: [UInt8]
+        var envelope: [UInt8]
+        var pulled: PullAcknowledgement?
+    }
     public static let minimumBatchBytes = 4 * 1024
 
     public init(
@@ -98,18 +108,38 @@ public final class NodeAgent: Sendable {
             var scrubbed = false
             while !shouldStop() {
                 let batch: Changeset?
-                if heardFromHub.withLock({ $0 }) {
-                    do { batch = try store.extract(for: hubPeer, maxBytes: currentBatchBytes) } catch { throw local("reading local changes failed", error) }
-                } else {
-                    batch = nil
+                let pushedBytes: [UInt8]?
+                let envelope: [UInt8]
+                let retry = unsent.withLock { u -> UnsentExchange? in
+                    defer { u = nil }
+                    return u
                 }
-                let pending = (try? store.pendingRows(for: hubPeer)) ?? 0
-                let request = ExchangeRequest(
-                    maxBytes: currentBatchBytes, standardVersion: store.standard.version.description, pendingRows: pending,
-                    clockMillis: clock.nowMillis(), epoch: epoch(), pulled: pulled, resend: resend, repair: repair)
-                let header = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
-                let pushedBytes = batch.map(ChangesetCodec.encode)
-                let answerBytes = try hub.exchange(ExchangeEnvelope(header: header, changeset: pushedBytes).encode())
+                if let retry, heardFromHub.withLock({ $0 }), retry.pulled == pulled, resend.isEmpty, repair.isEmpty {
+                    // The same bytes as the attempt that was cut, so its upload resumes.
+                    batch = retry.batch
+                    pushedBytes = retry.changeset
+                    envelope = retry.envelope
+                } else {
+                    if heardFromHub.withLock({ $0 }) {
+                        do { batch = try store.extract(for: hubPeer, maxBytes: currentBatchBytes) } catch { throw local("reading local changes failed", error) }
+                    } else {
+                        batch = nil
+                    }
+                    let pending = (try? store.pendingRows(for: hubPeer)) ?? 0
+                    let request = ExchangeRequest(
+                        maxBytes: currentBatchBytes, standardVersion: store.standard.version.description, pendingRows: pending,
+                        clockMillis: clock.nowMillis(), epoch: epoch(), pulled: pulled, resend: resend, repair: repair)
+                    let header = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
+                    pushedBytes = batch.map(ChangesetCodec.encode)
+                    envelope = ExchangeEnvelope(header: header, changeset: pushedBytes).encode()
+                }
+                let answerBytes: [UInt8]
+                do { answerBytes = try hub.exchange(envelope) } catch {
+                    if error.kind == .transport, let batch, let pushedBytes {
+                        unsent.withLock { $0 = UnsentExchange(batch: batch, changeset: pushedBytes, envelope: envelope, pulled: pulled) }
+                    }
+                    throw error
+                }
                 report.exchanges += 1
                 let (answer, incoming) = try decodeAnswer(answerBytes)
                 if batch != nil || incoming != nil {

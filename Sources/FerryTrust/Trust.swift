@@ -29,8 +29,12 @@ public struct SigningKey: Sendable {
     /// The headers that authenticate one request of this node, `Ferry-Content-SHA256` included
     /// (so the hub can authenticate before it reads the body); `body` is the body as sent.
     public func signedHeaders(node: String, method: String, path: String, body: [UInt8], nowMillis: UInt64) throws -> [(String, String)] {
+        try signedHeaders(node: node, method: method, path: path, bodySHA256Hex: Trust.sha256Hex(body), nowMillis: nowMillis)
+    }
+
+    /// The same, for a body known by its hash (a resumed upload sends only its rest).
+    public func signedHeaders(node: String, method: String, path: String, bodySHA256Hex bodyHash: String, nowMillis: UInt64) throws -> [(String, String)] {
         let nonce = Trust.randomHex(bytes: 16)
-        let bodyHash = Trust.sha256Hex(body)
         let canonical = RequestSigning.canonical(
             method: method, path: path, timestampMillis: nowMillis, nonce: nonce, bodySHA256Hex: bodyHash)
         return [

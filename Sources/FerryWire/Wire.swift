@@ -468,6 +468,21 @@ extension WireHeader {
     /// Sent by the hub on every response: the standard version it publishes, so nodes learn
     /// of a new one on their next exchange.
     public static let standardVersion = "Ferry-Standard-Version"
+    /// On `POST /v1/exchange`: the body carries the whole upload's bytes from this offset on;
+    /// the hub holds the bytes before it from a cut attempt (`GET /v1/upload`). The signed
+    /// `Ferry-Content-SHA256` is then the hash of the whole body, held part and rest together.
+    public static let uploadOffset = "Ferry-Upload-Offset"
+}
+
+/// GET /v1/upload?sha256=HEX: how many bytes of the node's cut upload with that hash the hub
+/// holds, so the next attempt sends only the rest.
+public struct UploadOffset: Codable, Sendable, Equatable {
+    public var sha256: String
+    public var offset: Int
+    public init(sha256: String, offset: Int) {
+        self.sha256 = sha256
+        self.offset = offset
+    }
 }
 
 /// GET /v1/standard: the standard the hub publishes, signed with the hub's key.
