@@ -5,20 +5,103 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
+/// The daemon's sense of time: monotonic seconds, and sleeping. A wall clock set back (or
+/// forward) by days neither stalls nor skips the schedule, because the schedule never reads
+/// it. Tests pass a virtual clock whose sleeps return at once.
+public protocol LoopClock: Sendable {
+    /// Seconds since some fixed start, never going back.
+    var now: Double { get }
+    func sleep(seconds: Double) async throws
+}
+
+/// `ContinuousClock`: monotonic, and it keeps counting while the machine sleeps.
+public struct SystemLoopClock: LoopClock {
+    let start = ContinuousClock.now
+    public init() {}
+    public var now: Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+    public func sleep(seconds: Double) async throws { try await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) }
+}
+
+/// When the daemon syncs next: on the schedule after a sync, sooner once local writes have
+/// settled for the debounce, and after a failure when `SyncRetry` says (at once after one that
+/// moved data, a growing backoff after one that moved nothing, the schedule's pace for one that
+/// needs a person). Writes do not cut a failure's wait short: a link that is down or a hub that
+/// asked for Retry-After is not tried sooner because the clerk keeps typing.
+public struct SyncSchedule: Sendable, Equatable {
+    public var intervalSeconds: Double
+    public var debounceSeconds: Double
+    public private(set) var retry: SyncRetry
+    /// Monotonic seconds at which the next sync is due at the latest.
+    public private(set) var dueAt: Double = 0
+    /// Whether settled local writes may bring the next sync forward (not after a failure).
+    public private(set) var writesBringForward = true
+    private var writes: (count: Int, since: Double)?
+
+    public init(intervalSeconds: Double = 300, debounceSeconds: Double = 5, retry: RetryPolicy = RetryPolicy()) {
+        self.intervalSeconds = intervalSeconds
+        self.debounceSeconds = debounceSeconds
+        self.retry = SyncRetry(policy: retry)
+    }
+
+    public static func == (a: SyncSchedule, b: SyncSchedule) -> Bool {
+        a.intervalSeconds == b.intervalSeconds && a.debounceSeconds == b.debounceSeconds && a.retry == b.retry && a.dueAt == b.dueAt
+            && a.writesBringForward == b.writesBringForward && a.writes?.count == b.writes?.count && a.writes?.since == b.writes?.since
+    }
+
+    /// A sync completed at `now`; `again`: the next one is due at once (after a restore was
+    /// detected, the first sync of a daemon, a standard upgrade).
+    public mutating func succeeded(at now: Double, again: Bool = false) {
+        retry.succeeded()
+        dueAt = now + (again ? 0 : intervalSeconds)
+        writesBringForward = true
+        writes = nil
+    }
+
+    /// A sync failed at `now`; returns the wait before the next attempt. `random` is uniform in 0..<1.
+    @discardableResult
+    public mutating func failed(_ failure: SyncFailure, at now: Double, random: Double) -> Double {
+        let wait = retry.next(after: failure, random: random) ?? max(intervalSeconds, retry.policy.capSeconds)
+        dueAt = now + wait
+        writesBringForward = false
+        writes = nil
+        return wait
+    }
+
+    /// Whether to sync now, given the local writes captured and not yet synced.
+    public mutating func isDue(at now: Double, capturedWrites: Int) -> Bool {
+        if now >= dueAt { return true }
+        guard writesBringForward, capturedWrites > 0 else {
+            writes = nil
+            return false
+        }
+        // Settled: the count has not changed for the debounce.
+        if writes?.count != capturedWrites { writes = (capturedWrites, now) }
+        return now - writes!.since >= debounceSeconds
+    }
+}
+
 /// The node daemon's loop: sync on a schedule, soon after local writes, and back off with
-/// jitter after failures (never sooner than the hub's Retry-After).
+/// jitter after failures (never sooner than the hub's Retry-After), by `SyncSchedule` on a
+/// monotonic `LoopClock`.
 public struct NodeService: Service {
     public let agent: NodeAgent
     /// Called after each successful sync: returns a new agent when the node moved to a newer
     /// standard (its database migrated), nil otherwise.
     public var upgrade: @Sendable (NodeAgent) throws -> NodeAgent? = { _ in nil }
-    /// Called whenever the loop makes progress (the watchdog pings only while it does).
+    /// Called whenever the loop makes progress (the watchdog pings only while it does): every
+    /// second while it waits, and for every batch a sync moves.
     public var heartbeat: @Sendable () -> Void = {}
     /// Seconds between scheduled syncs when nothing changes (default 300).
     public var intervalSeconds: Double
-    /// Seconds to wait after the last local write before syncing it (default 5).
+    /// Seconds local writes must have settled before they are synced (default 5).
     public var debounceSeconds: Double
     public var retry: RetryPolicy
+    public var clock: any LoopClock = SystemLoopClock()
+    /// Uniform in 0..<1, for the retry jitter.
+    public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
     let logger: Logger
 
     public init(agent: NodeAgent, intervalSeconds: Double = 300, debounceSeconds: Double = 5, retry: RetryPolicy = RetryPolicy(), logger: Logger = Logger(label: "ferry.node")) {
@@ -39,7 +122,7 @@ public struct NodeService: Service {
     }
 
     func loop(_ stopping: StopFlag) async throws {
-        var retries = SyncRetry(policy: retry)
+        var schedule = SyncSchedule(intervalSeconds: intervalSeconds, debounceSeconds: debounceSeconds, retry: retry)
         var agent = self.agent
         // A daemon that starts recomputes every row's fingerprint: a change made while it was
         // down that bypassed capture shows in the next comparison with the hub. Not before
@@ -50,7 +133,6 @@ public struct NodeService: Service {
         var started = false
         while !Task.isCancelled && !stopping.isSet {
             heartbeat()
-            var wait: Double
             do {
                 let current = agent
                 if scrub {
@@ -69,50 +151,42 @@ public struct NodeService: Service {
                 let report = try await Self.inBackground { () throws(SyncFailure) in
                     try current.syncOnce(progress: { _ in beat() }, shouldStop: { stopping.isSet })
                 }
-                retries.succeeded()
-                wait = intervalSeconds
+                // Scrub, then compare again at once, after a restore and on the first sync.
+                var again = false
                 if report.rollbackDetected || !started {
-                    // Scrub, then compare again at once.
                     scrub = true
-                    wait = 0
+                    again = true
                 }
                 started = true
                 do {
                     if let upgraded = try upgrade(current) {
                         agent = upgraded
                         logger.info("standard upgraded", metadata: ["version": "\(upgraded.store.standard.version)"])
-                        wait = 0
+                        again = true
                     }
                 } catch {
                     logger.error("standard upgrade failed", metadata: ["error": "\(error)"])
                 }
+                schedule.succeeded(at: clock.now, again: again)
             } catch let f as SyncFailure {
-                // Moved data before the link dropped: go on at once. Nothing moved: back off.
-                // Needs a person: try again only at the schedule's pace.
-                wait = retries.next(after: f, random: Double.random(in: 0..<1)) ?? max(intervalSeconds, retry.capSeconds)
+                let wait = schedule.failed(f, at: clock.now, random: random())
                 logger.info(
                     "next attempt",
-                    metadata: ["in_seconds": "\(Int(wait))", "failures_without_progress": "\(retries.failuresWithoutProgress)", "progressed": "\(f.progressed)"])
+                    metadata: [
+                        "in_seconds": "\(Int(wait))", "failures_without_progress": "\(schedule.retry.failuresWithoutProgress)", "progressed": "\(f.progressed)",
+                    ])
             }
-            if wait > 0 && !stopping.isSet { try? await waitForWork(upTo: wait, agent: agent, stopping: stopping) }
+            try? await waitUntilDue(&schedule, agent: agent, stopping: stopping)
         }
     }
 
-    /// Sleeps up to `seconds`, returning early once local writes have settled for the debounce.
-    /// Measured on the monotonic clock: a wall clock set back (or forward) by days neither
-    /// stalls nor skips the schedule.
-    func waitForWork(upTo seconds: Double, agent: NodeAgent, stopping: StopFlag) async throws {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: .milliseconds(Int64(seconds * 1000)))
-        var changedSince: ContinuousClock.Instant? = nil
-        while clock.now < deadline && !stopping.isSet {
-            try await Task.sleep(for: .seconds(1))
-            heartbeat()
+    /// Sleeps a second at a time until the schedule says the next sync is due.
+    func waitUntilDue(_ schedule: inout SyncSchedule, agent: NodeAgent, stopping: StopFlag) async throws {
+        while !stopping.isSet && !Task.isCancelled {
             let captured = (try? agent.store.capturedWrites()) ?? 0
-            if captured > 0 {
-                if changedSince == nil { changedSince = clock.now }
-                if changedSince!.duration(to: clock.now) >= .milliseconds(Int64(debounceSeconds * 1000)) { return }
-            }
+            if schedule.isDue(at: clock.now, capturedWrites: captured) { return }
+            try await clock.sleep(seconds: 1)
+            heartbeat()
         }
     }
 
