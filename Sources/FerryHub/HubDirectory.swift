@@ -113,3 +113,42 @@ public enum HubDirectoryError: Error, CustomStringConvertible, Sendable, Equatab
         return "\(d) (\(FileManager.default.currentDirectoryPath)/\(d))"
     }
 }
+
+/// What a serving hub records in its folder (`serving.json`) for the commands run beside it:
+/// the address it listens on (for `ferry hub admin link`) and the settings its views use (so
+/// `ferry report` counts a unit silent exactly as the dashboard does). Written at each start
+/// of `ferry hub serve`; the commands' own flags still win.
+public struct HubServing: Codable, Sendable, Equatable {
+    /// The URL the hub serves on, as a browser on this machine reaches it.
+    public var url: String
+    public var silentAfterDays: Int
+    /// The config file the hub was started with, if any.
+    public var config: String?
+
+    public init(url: String, silentAfterDays: Int, config: String?) {
+        self.url = url
+        self.silentAfterDays = silentAfterDays
+        self.config = config
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case url
+        case silentAfterDays = "silent_after_days"
+        case config
+    }
+
+    static func path(_ directory: String) -> String { "\(directory)/serving.json" }
+
+    /// Records it; a failure to write is not worth failing the hub for (the commands then use
+    /// their defaults), so it is only reported.
+    public func record(in directory: String) throws {
+        let data = try JSONEncoder().encode(self)
+        try data.write(to: URL(fileURLWithPath: Self.path(directory)), options: .atomic)
+    }
+
+    /// What the hub in `directory` last recorded, nil when it never served.
+    public static func recorded(in directory: String) -> HubServing? {
+        guard let data = FileManager.default.contents(atPath: path(directory)) else { return nil }
+        return try? JSONDecoder().decode(HubServing.self, from: data)
+    }
+}

@@ -191,6 +191,15 @@ extension ReplicaStore {
             try db.execute(sql: sql, arguments: StatementArguments(arguments.map(\.databaseValue)))
         }
     }
+
+    /// The same, returning how many rows the statement changed.
+    @discardableResult
+    public func executeCountingChanges(_ sql: String, _ arguments: [Value] = []) throws -> Int {
+        try pool.write { db in
+            try db.execute(sql: sql, arguments: StatementArguments(arguments.map(\.databaseValue)))
+            return db.changesCount
+        }
+    }
 }
 
 extension ReplicaStore {

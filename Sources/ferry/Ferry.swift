@@ -66,6 +66,11 @@ struct Language: ParsableArguments {
         return (env["LC_ALL"] ?? env["LANG"] ?? "").hasPrefix("zh")
     }
     func say(_ zh: String, _ en: String) -> String { chinese ? zh : en }
+    /// For a clerk: Chinese first and English after it, unless --lang (or LANG) picks one.
+    func clerk(_ zh: String, _ en: String) -> String {
+        if let lang { return lang.hasPrefix("zh") ? zh : en }
+        return chinese ? zh : "\(zh)\n\(en)"
+    }
 }
 
 struct Failure: Error, CustomStringConvertible {
@@ -76,11 +81,12 @@ struct Failure: Error, CustomStringConvertible {
 /// Service to run beside the main one.
 func metricsService(_ listen: String?) throws -> (any Service)? {
     guard let listen, !listen.isEmpty else { return nil }
-    let parts = listen.split(separator: ":")
-    guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--metrics must be host:port, e.g. 127.0.0.1:9470") }
+    guard let address = ListenAddress(listen) else {
+        throw ValidationError("--metrics must be host:port, e.g. 127.0.0.1:9470 (IPv6 in brackets: [::1]:9470)")
+    }
     let registry = PrometheusCollectorRegistry()
     MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-    return MetricsEndpoint.application(host: String(parts[0]), port: port) { registry.emitToBuffer() }
+    return MetricsEndpoint.application(host: address.host, port: address.port) { registry.emitToBuffer() }
 }
 
 /// Structured logs to stderr (journald picks them up under systemd). Daemons log at `info`,
@@ -215,17 +221,30 @@ struct HubCommand: AsyncParsableCommand {
             }
             bootstrapLogging(level)
             let metricsApp = try metricsService(metricsListen)
-            let parts = listen.split(separator: ":")
-            guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700") }
+            guard let address = ListenAddress(listen) else {
+                throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700 (IPv6 in brackets: [::1]:7700)")
+            }
             let text = try standardPath.map { try String(contentsOfFile: $0, encoding: .utf8) }
             let hub = try Hub.openOrCreate(directory: directory, standard: text, settings: settings)
-            let server = try HubServer(hub: hub, host: String(parts[0]), port: port, tls: tls)
+            let server = try HubServer(hub: hub, host: address.host, port: address.port, tls: tls)
             let notifier = SystemdNotifier()
             let scheme = server.scheme
+            let silentAfterDays = settings.silentAfterDays
+            let configPath = config.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+            let folder = directory
             let app = server.application { bound in
+                let served = ListenAddress("\(address.host.contains(":") ? "[\(address.host)]" : address.host):\(bound)")?.description ?? "\(address.host):\(bound)"
                 // Written unbuffered: supervisors (and tests) wait for this line.
-                FileHandle.standardOutput.write(Data("ferry hub listening on \(scheme)://\(parts[0]):\(bound) (standard \(hub.store.standard.name) \(hub.store.standard.version))\n".utf8))
-                _ = try? notifier.ready(status: "serving on \(parts[0]):\(bound)")
+                FileHandle.standardOutput.write(Data("ferry hub listening on \(scheme)://\(served) (standard \(hub.store.standard.name) \(hub.store.standard.version))\n".utf8))
+                // For the commands run beside the hub: its address as this machine reaches it
+                // (a wildcard listen is reached on loopback), and the settings its views use.
+                let local = ["0.0.0.0": "127.0.0.1", "::": "[::1]"][address.host] ?? (address.host.contains(":") ? "[\(address.host)]" : address.host)
+                do {
+                    try HubServing(url: "\(scheme)://\(local):\(bound)", silentAfterDays: silentAfterDays, config: configPath).record(in: folder)
+                } catch {
+                    FileHandle.standardError.write(Data("warning: could not write \(folder)/serving.json (\(error)); ferry report and ferry hub admin link will not know this hub's address and settings\n".utf8))
+                }
+                _ = try? notifier.ready(status: "serving on \(served)")
             }
             let logger = Logger(label: "ferry.hub")
             // The watchdog goes first so it stops last; the hub's liveness is the process itself.
@@ -690,56 +709,41 @@ extension ReplicaStore {
 struct Record: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Add or change a record in this unit's database. 录入记录。", subcommands: [Add.self, Set.self])
 
-    static func values(_ pairs: [String], _ table: TableDefinition) throws -> [(String, Value)] {
-        try pairs.map { pair in
-            guard let eq = pair.firstIndex(of: "=") else { throw ValidationError("'\(pair)' is not column=value") }
-            let name = String(pair[..<eq])
-            let text = String(pair[pair.index(after: eq)...])
-            guard let col = table.column(named: name) else {
-                throw ValidationError("table \(table.name) has no column '\(name)'; columns: \(table.columns.map(\.name).joined(separator: ", "))")
-            }
-            switch col.type {
-            case .integer, .boolean:
-                guard let i = Int64(text) else { throw ValidationError("\(name) must be a whole number") }
-                return (name, .integer(i))
-            case .real:
-                guard let d = Double(text) else { throw ValidationError("\(name) must be a number") }
-                return (name, .real(d))
-            default: return (name, text == "NULL" ? .null : .text(text))
-            }
-        }
+    /// The refusal in the clerk's language, Chinese first unless --lang en.
+    static func failure(_ r: RecordEntry.Refusal, _ language: Language) -> Failure {
+        Failure(description: language.clerk(r.zh, r.en))
     }
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Insert a row: ferry record add TABLE col=value …")
+        static let configuration = CommandConfiguration(
+            abstract: "Insert a row: ferry record add TABLE col=value … (the unit's own id is filled in). 新增一条记录。")
         @OptionGroup var dir: NodeDir
+        @OptionGroup var language: Language
         @Argument var table: String
         @Argument var assignments: [String]
         func run() throws {
-            let (_, store) = try dir.open()
-            guard let t = store.standard.table(named: table) else { throw ValidationError("no table '\(table)' in the standard") }
-            let vals = try Record.values(assignments, t)
-            try store.execute(
-                "INSERT INTO \"\(table)\" (\(vals.map { "\"\($0.0)\"" }.joined(separator: ", "))) VALUES (\(vals.map { _ in "?" }.joined(separator: ", ")))",
-                vals.map(\.1))
-            print("added to \(table)")
+            let (identity, store) = try dir.open()
+            do throws(RecordEntry.Refusal) {
+                let key = try RecordEntry(store: store, unitID: identity.unitID).add(table: table, assignments)
+                let id = key.map(RecordEntry.plain).joined(separator: ",")
+                print(language.clerk("已新增 \(table) \(id)，下次同步时上报", "added \(table) \(id); it goes to the hub with the next sync"))
+            } catch { throw Record.failure(error, language) }
         }
     }
 
     struct Set: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change columns of a row by id: ferry record set TABLE ID col=value …")
+        static let configuration = CommandConfiguration(abstract: "Change columns of a row by id: ferry record set TABLE ID col=value … 修改一条记录。")
         @OptionGroup var dir: NodeDir
+        @OptionGroup var language: Language
         @Argument var table: String
         @Argument var id: String
         @Argument var assignments: [String]
         func run() throws {
-            let (_, store) = try dir.open()
-            guard let t = store.standard.table(named: table), t.primaryKey.count == 1 else { throw ValidationError("no single-key table '\(table)'") }
-            let vals = try Record.values(assignments, t)
-            try store.execute(
-                "UPDATE \"\(table)\" SET \(vals.map { "\"\($0.0)\" = ?" }.joined(separator: ", ")) WHERE \"\(t.primaryKey[0])\" = ?",
-                vals.map(\.1) + [.text(id)])
-            print("updated \(table) \(id)")
+            let (identity, store) = try dir.open()
+            do throws(RecordEntry.Refusal) {
+                try RecordEntry(store: store, unitID: identity.unitID).set(table: table, id: id, assignments)
+                print(language.clerk("已修改 \(table) \(id)，下次同步时上报", "updated \(table) \(id); it goes to the hub with the next sync"))
+            } catch { throw Record.failure(error, language) }
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FerryConfig
 import FerryCore
 import FerryDemo
 import FerryHub
@@ -12,18 +13,25 @@ import Foundation
 struct Report: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Indicators rolled up the org tree, silent units, conflicts and quarantine, from a hub's directory. 上级汇总报表。")
-    @Option(name: .long, help: "The hub's data directory.") var dir = "ferry-hub"
+    @Option(name: .long, help: "The hub's data directory (default: the config's dir, else ferry-hub).") var dir: String?
+    @Option(name: .long, help: "The hub's config file (hub.toml): its dir and silent_after_days are the defaults.") var config: String?
     @Option(name: .long, help: "The org node to report on (default: the top of the tree).") var org: String?
     @Option(name: .long, help: "Each indicator over its period containing this date, YYYY-MM-DD (default: today).") var at: String?
     @Option(name: .long, help: "Only units of this industry.") var industry: String?
     @Option(name: .customLong("view"), help: "indicators, children, industries, freshness, silent, conflicts or quarantine.") var viewName = "indicators"
-    @Option(name: .long, help: "Days without a sync before a unit counts as silent.") var silentAfterDays = 7
+    @Option(name: .long, help: "Days without a sync before a unit counts as silent (default: the hub's silent_after_days, as its dashboard counts).")
+    var silentAfterDays: Int?
     @Flag(name: .long, help: "Print CSV (UTF-8 with BOM) instead of a table.") var csv = false
     @Option(name: .long, help: "zh or en (default: from LANG)") var lang: String?
 
     func run() throws {
         let language = ReportLanguage(lang ?? ProcessInfo.processInfo.environment["LANG"].map { $0.hasPrefix("zh") ? "zh" : "en" } ?? "zh")
+        let file = try config.map { try HubConfig.load(path: $0) }
+        let dir = self.dir ?? file?.dir ?? "ferry-hub"
+        // As the dashboard counts: the flag, else hub.toml, else what the serving hub recorded.
         var settings = HubSettings()
+        let silentAfterDays = self.silentAfterDays ?? file?.silentAfterDays ?? HubServing.recorded(in: dir)?.silentAfterDays ?? settings.silentAfterDays
+        guard silentAfterDays >= 1 else { throw ValidationError("--silent-after-days must be at least 1") }
         settings.silentAfterDays = silentAfterDays
         let hub = try Hub.open(existing: dir, settings: settings)
         let view = try SupervisorView(hub: hub, silentAfterDays: silentAfterDays)
@@ -104,10 +112,21 @@ extension HubCommand {
             static let configuration = CommandConfiguration(abstract: "Print a one-time login link for an account, valid for 10 minutes.")
             @OptionGroup var dir: Dir
             @Option(name: .long) var name: String
-            @Option(name: .long, help: "The hub's address as the browser reaches it.") var url = "http://127.0.0.1:7700"
+            @Option(name: .long, help: "The hub's address as the browser reaches it (default: where the hub last served, as it recorded in its folder).")
+            var url: String?
             @Option(name: .long, help: "The dashboard page to open, e.g. /dashboard/units?org=k-390102.") var page: String?
             func run() throws {
                 let hub = try dir.open()
+                let url: String
+                if let given = self.url {
+                    url = given.hasSuffix("/") ? String(given.dropLast()) : given
+                } else if let served = HubServing.recorded(in: dir.dir) {
+                    url = served.url
+                } else {
+                    url = "http://127.0.0.1:7700"
+                    FileHandle.standardError.write(
+                        Data("该上级尚未运行过（\(dir.dir)/serving.json 不存在），链接按默认地址 \(url) 生成；如不对，请用 --url 指定浏览器访问上级的地址。\nthis hub has not served yet (no \(dir.dir)/serving.json), so the link uses the default address \(url); pass --url with the address browsers reach the hub at if that is wrong\n".utf8))
+                }
                 let ticket = try hub.registry.loginTicket(name: name, now: hub.now())
                 var c = URLComponents(string: "\(url)/login")
                 c?.queryItems = [URLQueryItem(name: "ticket", value: ticket)] + (page.map { [URLQueryItem(name: "next", value: $0)] } ?? [])

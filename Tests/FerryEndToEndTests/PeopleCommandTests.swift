@@ -1,0 +1,142 @@
+import FerryCore
+import FerryHub
+import FerryNode
+import FerryTestSupport
+import FerryTrust
+import FerryWire
+import Foundation
+import Testing
+
+/// Issue #15: what a clerk and a supervisor see at the terminal, run as the real `ferry`.
+@Suite("The clerk's and the supervisor's commands", .serialized)
+struct PeopleCommandTests {
+    func ferry(_ args: [String], environment: [String: String] = [:], input: String? = nil) throws -> CommandResult {
+        try runCommand(FerryBinary.path, args, environment: ["LANG": "C.UTF-8"].merging(environment) { $1 }, input: input)
+    }
+
+    /// What no clerk should ever read.
+    static func leaksInternals(_ s: String) -> Bool {
+        ["SQLite", "INSERT", "UPDATE ", "constraint failed", "while executing", "Error(", "ValidationError"].contains { s.contains($0) }
+    }
+
+    @Test("ferry record add fills in the unit's own id, names every missing field at once, refuses bad values and duplicates in Chinese then English, never in SQL")
+    func recordAddSpeaksToTheClerk() throws {
+        let fixture = try UnitWrittenText(conflicts: false)
+        defer { fixture.remove() }
+        let node = fixture.nodeDir
+        // Nothing typed but a note: both required fields without a default are named.
+        let missing = try ferry(["record", "add", "--dir", node, "member", "note=新党员"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("还缺必填项") && missing.stderr.contains("id") && missing.stderr.contains("name"), "\(missing.stderr)")
+        #expect(missing.stderr.contains("still needs: id, name"), "English follows: \(missing.stderr)")
+        #expect(!missing.stderr.contains("unit_id"), "the unit's own id is filled in, never asked for: \(missing.stderr)")
+        #expect(!Self.leaksInternals(missing.stderr), "\(missing.stderr)")
+        #expect(missing.stderr.firstRange(of: "还缺")!.lowerBound < missing.stderr.firstRange(of: "still needs")!.lowerBound, "Chinese first")
+
+        let bad = try ferry(["record", "add", "--dir", node, "member", "id=m9", "name=张三", "status=retired", "join_date=2026-02-30"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("status") && bad.stderr.contains("'full', 'probationary', 'transferred'"), "\(bad.stderr)")
+        #expect(bad.stderr.contains("join_date") && bad.stderr.contains("YYYY-MM-DD"), "every bad value is named: \(bad.stderr)")
+        #expect(!Self.leaksInternals(bad.stderr), "\(bad.stderr)")
+
+        let added = try ferry(["record", "add", "--dir", node, "member", "id=m9", "name=张三"])
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(added.stdout.contains("已新增 member m9") && added.stdout.contains("added member m9"), "\(added.stdout)")
+        let stored = try runCommand("/usr/bin/sqlite3", ["\(node)/unit.db", "SELECT unit_id, name, status FROM member WHERE id = 'm9'"])
+        #expect(stored.stdout == "u-a|张三|full\n", "the unit's id and the default were filled in: \(stored.stdout) \(stored.stderr)")
+
+        let twice = try ferry(["record", "add", "--dir", node, "member", "id=m9", "name=李四"])
+        #expect(twice.status != 0 && twice.stderr.contains("已有编号为 m9 的记录") && twice.stderr.contains("ferry record set"), "\(twice.stderr)")
+        #expect(!Self.leaksInternals(twice.stderr), "\(twice.stderr)")
+
+        let foreign = try ferry(["record", "add", "--dir", node, "member", "id=m10", "name=王五", "unit_id=u-b"])
+        #expect(foreign.status != 0 && foreign.stderr.contains("u-a"), "another unit's id is refused, naming this unit's: \(foreign.stderr)")
+
+        let english = try ferry(["record", "add", "--dir", node, "--lang", "en", "member", "note=x"])
+        #expect(english.status != 0 && english.stderr.contains("still needs") && !english.stderr.contains("还缺"), "\(english.stderr)")
+        let chinese = try ferry(["record", "add", "--dir", node, "member", "id=m11", "name=赵六"], environment: ["LANG": "zh_CN.UTF-8"])
+        #expect(chinese.status == 0 && chinese.stdout == "已新增 member m11，下次同步时上报\n", "\(chinese.stdout)")
+    }
+
+    @Test("ferry record set on a row that does not exist changes nothing and says so; on one that does, it updates it")
+    func recordSetRefusesMissingRows() throws {
+        let fixture = try UnitWrittenText(conflicts: false)
+        defer { fixture.remove() }
+        let node = fixture.nodeDir
+        let before = try runCommand("/usr/bin/sqlite3", ["\(node)/unit.db", "SELECT count(*) FROM ferry_capture"]).stdout
+        let nope = try ferry(["record", "set", "--dir", node, "member", "nope", "name=x"])
+        #expect(nope.status != 0, "\(nope.stdout)")
+        #expect(!nope.stdout.contains("updated"), "\(nope.stdout)")
+        #expect(nope.stderr.contains("没有 id 为 nope 的记录") && nope.stderr.contains("no row with id nope"), "\(nope.stderr)")
+        #expect(try runCommand("/usr/bin/sqlite3", ["\(node)/unit.db", "SELECT count(*) FROM ferry_capture"]).stdout == before, "nothing captured")
+
+        #expect(try ferry(["record", "add", "--dir", node, "member", "id=m1x", "name=甲"]).status == 0)
+        let set = try ferry(["record", "set", "--dir", node, "member", "m1x", "note=调入"])
+        #expect(set.status == 0 && set.stdout.contains("已修改 member m1x"), "\(set.stdout) \(set.stderr)")
+        let key = try ferry(["record", "set", "--dir", node, "member", "m1x", "unit_id=u-b"])
+        #expect(key.status != 0 && key.stderr.contains("不能修改"), "\(key.stderr)")
+        #expect(try runCommand("/usr/bin/sqlite3", ["\(node)/unit.db", "SELECT note, unit_id FROM member WHERE id = 'm1x'"]).stdout == "调入|u-a\n")
+    }
+
+    /// A hub folder with one unit whose node last synced `daysAgo` days ago (by the hub's clock).
+    func hubWithQuietUnit(daysAgo: Int) throws -> (TemporaryDirectory, String) {
+        let dir = try TemporaryDirectory("ferry-people")
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        let clock = ManualClock(now - UInt64(daysAgo) * 86_400_000)
+        let text = try String(contentsOfFile: Repository.path("Tests/Fixtures/test-standard.toml"), encoding: .utf8)
+        let hub = try Hub(directory: dir.file("hub"), standard: text, clock: clock)
+        _ = try hub.addUnit(OrgUnit(id: "prov", name: "省", parentID: nil, level: .province, industry: nil, region: nil))
+        let token = try hub.addUnit(OrgUnit(id: "u-q", name: "安静单位", parentID: "prov", level: .unit, industry: "medical", region: nil))
+        let answer = try hub.enrol(EnrolRequest(token: EnrolmentToken(parsing: token)!, key: SigningKey(), hostname: "box"))
+        let node = try #require(try hub.registry.node(answer.nodeID))
+        let header = try JSONEncoder().encode(
+            ExchangeRequest(maxBytes: 65536, standardVersion: hub.store.standard.version.description, pendingRows: 0, clockMillis: clock.nowMillis(), epoch: 0))
+        _ = try hub.session { () throws(WireError) in try hub.exchange(from: node, body: ExchangeEnvelope(header: [UInt8](header), changeset: nil).encode()) }
+        return (dir, dir.file("hub"))
+    }
+
+    @Test("ferry report counts a unit silent after the hub's own silent_after_days (from hub.toml, or as the serving hub recorded it), like its dashboard")
+    func reportUsesTheHubsSilentDays() throws {
+        let (dir, hubDir) = try hubWithQuietUnit(daysAgo: 3)
+        defer { dir.remove() }
+        // The defaults (7 days): three quiet days are not silent.
+        let plain = try ferry(["report", "--dir", hubDir, "--view", "silent", "--lang", "en"])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(plain.stdout.contains("silent 0"), "\(plain.stdout)")
+        // The hub's config says 2 days.
+        let config = dir.file("hub.toml")
+        try "dir = \"\(hubDir)\"\nlisten = \"127.0.0.1:0\"\nsilent_after_days = 2\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let fromConfig = try ferry(["report", "--config", config, "--view", "silent", "--lang", "en"])
+        #expect(fromConfig.status == 0 && fromConfig.stdout.contains("silent 1") && fromConfig.stdout.contains("silent for 3+ days"), "\(fromConfig.stdout) \(fromConfig.stderr)")
+        // A hub served with that config records it, so a report beside it agrees without --config.
+        let serve = try ChildProcess(FerryBinary.path, ["hub", "serve", "--config", config])
+        defer { serve.stop() }
+        _ = try serve.waitFor("ferry hub listening on (\\S+)")
+        let beside = try ferry(["report", "--dir", hubDir, "--view", "silent", "--lang", "en"])
+        #expect(beside.status == 0 && beside.stdout.contains("silent 1"), "\(beside.stdout) \(beside.stderr)")
+        let flag = try ferry(["report", "--dir", hubDir, "--view", "silent", "--lang", "en", "--silent-after-days", "5"])
+        #expect(flag.status == 0 && flag.stdout.contains("silent 0"), "the flag still wins: \(flag.stdout)")
+    }
+
+    @Test("ferry hub serve listens on [::1] as ferry config check allows, and ferry hub admin link names the port the hub serves on")
+    func ipv6ListenAndTheLoginLinksPort() throws {
+        let (dir, hubDir) = try hubWithQuietUnit(daysAgo: 0)
+        defer { dir.remove() }
+        let config = dir.file("hub.toml")
+        try "dir = \"\(hubDir)\"\nlisten = \"[::1]:0\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let check = try ferry(["config", "check", "--role", "hub", config])
+        #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        let serve = try ChildProcess(FerryBinary.path, ["hub", "serve", "--config", config])
+        defer { serve.stop() }
+        let port = try serve.waitFor("ferry hub listening on http://\\[::1\\]:(\\d+)")
+        #expect(port != "7700" && port != "0")
+        let health = try runCommand("/usr/bin/curl", ["-s", "-g", "http://[::1]:\(port)/v1/health"])
+        #expect(health.stdout.contains("\"ok\""), "\(health.stdout) \(health.stderr)")
+        #expect(try ferry(["hub", "admin", "add", "--dir", hubDir, "--name", "analyst"], input: "a long enough password\n").status == 0)
+        let link = try ferry(["hub", "admin", "link", "--dir", hubDir, "--name", "analyst"])
+        #expect(link.status == 0, "\(link.stderr)")
+        #expect(link.stdout.hasPrefix("http://[::1]:\(port)/login?ticket="), "\(link.stdout)")
+        let given = try ferry(["hub", "admin", "link", "--dir", hubDir, "--name", "analyst", "--url", "https://hub.example.org/"])
+        #expect(given.stdout.hasPrefix("https://hub.example.org/login?ticket="), "\(given.stdout)")
+    }
+}
