@@ -333,7 +333,14 @@ public struct HubServer: Sendable {
                 if e.code == .truncated { partials.keep(node: nodeKey, sha256: claimed, bytes: held + part) }
                 return refuse(nonce: nonce, e)
             }
-            partials.drop(node: nodeKey)
+            // The whole body is kept too, until the node's next exchange: if the answer is
+            // lost on the way, the node learns that the hub has all of it and sends none of it
+            // again (applying the same exchange twice is harmless).
+            if raw.count >= PartialUploads.minimumBytes && Trust.sha256Hex(raw) == claimed {
+                partials.keep(node: nodeKey, sha256: claimed, bytes: raw)
+            } else {
+                partials.drop(node: nodeKey)
+            }
         } else {
             switch await readBody(&request, limit: maxBody) {
             case .success(let bytes): raw = bytes

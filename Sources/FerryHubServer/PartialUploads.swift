@@ -3,7 +3,9 @@ import Foundation
 import Synchronization
 
 /// What the hub holds of uploads that were cut before their last byte, so the node resends
-/// only the rest (`GET /v1/upload`, then `POST /v1/exchange` with `Ferry-Upload-Offset`).
+/// only the rest (`GET /v1/upload`, then `POST /v1/exchange` with `Ferry-Upload-Offset`) —
+/// and of each node's last whole exchange body, so an exchange whose answer was lost is sent
+/// again as headers alone.
 ///
 /// An upload is named by its node and the SHA-256 its request signed (`Ferry-Content-SHA256`,
 /// the hash of the whole body), so a part can only ever be completed into the body its node
@@ -62,7 +64,7 @@ final class PartialUploads: Sendable {
         }
     }
 
-    /// The upload completed, or its part turned out damaged.
+    /// The node's part turned out damaged, or its next exchange is too small to keep.
     func drop(node: String) { _ = parts.withLock { $0.removeValue(forKey: node) } }
 
     var totalBytes: Int { parts.withLock { $0.values.reduce(0) { $0 + $1.bytes.count } } }

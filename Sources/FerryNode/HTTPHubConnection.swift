@@ -176,7 +176,9 @@ public final class HTTPHubConnection: HubConnection {
             // An answer is believed only with the hub's signature over it: its time (which
             // corrects this node's write clocks) and its standard version too.
             do throws(SyncFailure) { try Self.verify(response, hubKey: hubKey, nonce: nonce) } catch {
-                if attempt == 1 { continue }
+                // A resumable body is not sent again whole here: the caller asks what the hub
+                // holds (all of it, when only the answer was damaged).
+                if attempt == 1 && resendOnCut { continue }
                 throw error
             }
             if let v = response.headers[WireHeader.standardVersion.lowercased()] { standardSeen.withLock { $0 = v } }
@@ -231,7 +233,9 @@ public final class HTTPHubConnection: HubConnection {
                 }
                 guard error.kind == .transport else { throw error }
                 cutUpload.withLock { $0 = sha }
-                guard let held = try? heldOffset(sha), held > offset, held < body.count else { throw error }
+                // All of it (the answer was lost): the hub sends the answer again for the
+                // headers alone.
+                guard let held = try? heldOffset(sha), held > offset, held <= body.count else { throw error }
                 offset = held
             }
         }

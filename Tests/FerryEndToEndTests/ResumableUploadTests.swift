@@ -116,6 +116,43 @@ struct ResumableUploadTests {
 }
 
 extension ResumableUploadTests {
+    @Test("an exchange whose answer was lost after the hub took the whole batch is sent again as headers alone")
+    func lostAnswersCostNoSecondUpload() async throws {
+        let loop = try await LoopbackHub.start()
+        defer { Task { await loop.stop() } }
+        var up: [Bool: Int] = [:]
+        var firstContactAnswers = 0
+        for losing in [false, true] {
+            let unit = losing ? "u-lst" : "u-cln"
+            let proxy = try FaultProxy(upstreamPort: loop.port)
+            defer { proxy.stop() }
+            let (identity, store) = try loop.enrol(unit, viaPort: proxy.port)
+            let clock = SystemClock()
+            // The connection is cut 150 bytes into the answer after the first contact's: the
+            // answer to the push. The batch arrives, its acknowledgement does not.
+            if losing { proxy.plan = FaultPlan(cutAfterBytes: (firstContactAnswers + 150)...(firstContactAnswers + 150), directions: [.toClient], seed: 1) }
+            let agent = NodeAgent(store: store, hub: try HTTPHubConnection(identity: identity, clock: clock), identity: identity, clock: clock, batchBytes: 256 * 1024)
+            _ = try agent.syncOnce()
+            if !losing { firstContactAnswers = proxy.stats.bytesToClient }
+            try writeRows(store, unit: unit, seed: 4)
+            let before = proxy.stats.bytesToServer
+            if losing {
+                #expect(throws: SyncFailure.self) { try agent.syncOnce() }
+                #expect(proxy.stats.cuts >= 1)
+                let held = try loop.hub.store.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM member WHERE unit_id = ?", arguments: [unit]) ?? 0 }
+                #expect(held == 600, "the hub applied the batch whose answer was lost")
+                proxy.plan = FaultPlan()
+            }
+            _ = try agent.syncOnce()
+            up[losing] = proxy.stats.bytesToServer - before
+            #expect(try store.pendingRows(for: Peer(id: loop.hub.nodeID, direction: .upstream)) == 0)
+        }
+        let clean = try #require(up[false])
+        let lost = try #require(up[true])
+        print("measured: \(clean) bytes up clean, \(lost) when the push's answer was lost")
+        #expect(Double(lost) <= Double(clean) * 1.1, "the batch was sent again: \(lost) bytes against \(clean)")
+    }
+
     /// A resumption the hub cannot complete into the very body the node signed changes nothing.
     @Test("a resumption from bytes the hub does not hold, or onto a damaged part, is refused, retryably, before anything is applied")
     func resumptionsCannotBeForged() async throws {
