@@ -99,6 +99,8 @@ public final class NodeAgent: Sendable {
     public func syncOnce(progress: (SyncProgress) -> Void = { _ in }, shouldStop: () -> Bool = { false }) throws(SyncFailure) -> SyncReport {
         let started = clock.nowMillis()
         var report = SyncReport()
+        // A shutdown ended the sync between exchanges, before both sides were up to date.
+        var interrupted = false
         note(["last_attempt_at": .integer(Int64(started))])
         do throws(SyncFailure) {
             var pulled = pendingAcknowledgement()
@@ -106,6 +108,8 @@ public final class NodeAgent: Sendable {
             var repair: [RowRef] = []
             var compared = false
             var scrubbed = false
+            var completed = false
+            defer { if !completed { interrupted = true } }
             while !shouldStop() {
                 let batch: Changeset?
                 let pushedBytes: [UInt8]?
@@ -126,6 +130,7 @@ public final class NodeAgent: Sendable {
                         batch = nil
                     }
                     let pending = (try? store.pendingRows(for: hubPeer)) ?? 0
+                    metrics.pendingRows.record(pending)
                     let request = ExchangeRequest(
                         maxBytes: currentBatchBytes, standardVersion: store.standard.version.description, pendingRows: pending,
                         clockMillis: clock.nowMillis(), epoch: epoch(), pulled: pulled, resend: resend, repair: repair)
@@ -212,21 +217,33 @@ public final class NodeAgent: Sendable {
                     continue
                 }
                 // Both sides are up to date: compare what they hold, once per sync.
-                guard !compared, let theirs = answer.digest.flatMap({ UInt64($0, radix: 16) }) else { break }
+                guard !compared, let theirs = answer.digest.flatMap({ UInt64($0, radix: 16) }) else {
+                    completed = true
+                    break
+                }
                 compared = true
                 let held = (try? store.held().filter { $0.kind != .local }.map { RowRef(table: $0.table, key: $0.key) }) ?? []
                 let mine: UInt64
                 do { mine = try store.digestRoot(unit: nil, excluding: held) } catch { throw local("computing this node's digest failed", error) }
                 progress(.compared(equal: mine == theirs))
                 note(["last_compared_at": .integer(Int64(clock.nowMillis())), "last_compare_equal": .integer(mine == theirs ? 1 : 0)])
-                if mine == theirs { break }
+                if mine == theirs {
+                    completed = true
+                    break
+                }
                 let found = try reconcile(excluding: held, report: &report)
                 repair = found.fetch
                 report.repairedRows += found.rows
                 progress(.repaired(rows: found.rows))
-                if repair.isEmpty && found.pushed == 0 { break }
+                if repair.isEmpty && found.pushed == 0 {
+                    completed = true
+                    break
+                }
                 compared = false  // one more comparison after the repair, to be sure
-                if report.reconcileRounds > 64 { break }
+                if report.reconcileRounds > 64 {
+                    completed = true
+                    break
+                }
             }
         } catch {
             var error = error
@@ -247,9 +264,16 @@ public final class NodeAgent: Sendable {
         }
         let finished = clock.nowMillis()
         report.seconds = Double(finished - started) / 1000
+        if let pending = try? store.pendingRows(for: hubPeer) { metrics.pendingRows.record(pending) }
+        if interrupted {
+            // Not a completed sync: nothing is recorded as synced, and the log says so.
+            logger.notice(
+                "sync interrupted by shutdown",
+                metadata: ["exchanges": "\(report.exchanges)", "pushed_rows": "\(report.pushedRows)", "pulled_rows": "\(report.pulledRows)"])
+            return report
+        }
         metrics.syncOK.increment()
         metrics.lastSuccess.record(Double(finished) / 1000)
-        if let pending = try? store.pendingRows(for: hubPeer) { metrics.pendingRows.record(pending) }
         var state: [String: Value] = [
             "last_sync_ok_at": .integer(Int64(finished)), "last_error": .null, "last_error_zh": .null, "last_error_kind": .null,
             "last_received_rows": .integer(Int64(report.pulledRows)), "last_sent_rows": .integer(Int64(report.pushedRows)),

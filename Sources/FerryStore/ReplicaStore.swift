@@ -130,15 +130,19 @@ public final class ReplicaStore: Sendable {
 
     public init(
         path: String, standard: Standard, identity: ReplicaIdentity, clock: any WallClock,
-        maxForwardDriftMillis: UInt64 = HybridLogicalClock.defaultMaxForwardDriftMillis, busyTimeoutSeconds: Double = 30
+        maxForwardDriftMillis: UInt64 = HybridLogicalClock.defaultMaxForwardDriftMillis, busyTimeoutSeconds: Double = 30,
+        readOnly: Bool = false
     ) throws {
-        try FilePermissions.preparePrivateFile(path)
+        if !readOnly { try FilePermissions.preparePrivateFile(path) }
         self.path = path
         self.standard = standard
         self.identity = identity
         self.clock = clock
         self.maxForwardDriftMillis = maxForwardDriftMillis
         var config = Configuration()
+        // For looking only (`ferry status`): no migration, no trigger rebuild, no write lock,
+        // so it never waits behind a clerk's open transaction in the sqlite3 shell.
+        config.readonly = readOnly
         // Another process (the clerk's sqlite3 shell, a backup) may hold the write lock; wait
         // this long before giving up with a retryable error.
         config.busyMode = .timeout(busyTimeoutSeconds)
@@ -151,6 +155,25 @@ public final class ReplicaStore: Sendable {
         var ids: [String: Int] = [:]
         var byID: [Int: TableDefinition] = [:]
         nodes = NodeCache()
+        if readOnly {
+            try pool.read { db in
+                guard try db.tableExists("ferry_tables") else {
+                    throw StoreError.identityMismatch("this database has not been set up by Ferry yet; start the node once (ferry node run or ferry sync)")
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT id, name FROM ferry_tables") {
+                    let id: Int = row[0]
+                    let name: String = row[1]
+                    if let t = standard.table(named: name) {
+                        ids[name] = id
+                        byID[id] = t
+                    }
+                }
+            }
+            tableIDs = ids
+            tablesByID = byID
+            writerLock = Mutex(identity.node)
+            return
+        }
         try Self.migrator.migrate(pool)
         let role = identity.role
         try pool.write { db in

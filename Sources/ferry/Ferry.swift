@@ -382,12 +382,14 @@ struct NodeDir: ParsableArguments {
         return c
     }
 
-    func open(clock: any WallClock = SystemClock()) throws -> (NodeIdentity, ReplicaStore) {
+    /// `readOnly`: for looking (the status screen): no write lock is taken, so it never waits
+    /// behind a clerk's open transaction.
+    func open(clock: any WallClock = SystemClock(), readOnly: Bool = false) throws -> (NodeIdentity, ReplicaStore) {
         let identity = try NodeIdentity.load(directory: dir)
         let standard = try StandardFile.load(path: "\(dir)/standard.toml")
         let store = try ReplicaStore(
             path: "\(dir)/unit.db", standard: standard,
-            identity: ReplicaIdentity(node: try NodeID(identity.nodeID), role: .unit(identity.unitID)), clock: clock)
+            identity: ReplicaIdentity(node: try NodeID(identity.nodeID), role: .unit(identity.unitID)), clock: clock, readOnly: readOnly)
         return (identity, store)
     }
 
@@ -474,6 +476,9 @@ struct NodeCommand: AsyncParsableCommand {
                 level = Logger.Level(rawValue: c.log.level) ?? .info
             }
             bootstrapLogging(level)
+            // Held for the daemon's life: ferry status sees whether it runs.
+            let lock = try DaemonLock.acquire(directory: nodeDir.dir)
+            defer { withExtendedLifetime(lock) {} }
             let metricsApp = try metricsService(metricsListen)
             let logger = Logger(label: "ferry.node")
             var service = NodeService(
@@ -612,9 +617,13 @@ struct Status: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON for scripts.") var json = false
 
     func run() throws {
-        let (identity, store) = try dir.open()
+        let (identity, store) = try dir.open(readOnly: true)
         let peer = Peer(id: try NodeID(identity.hubNodeID), direction: .upstream)
         let pending = try store.pendingRows(for: peer)
+        let errorKind = (try? store.state("last_error_kind"))?.textValue
+        let state = NodeState.assess(
+            daemonRunning: DaemonLock.isHeld(directory: dir.dir), lastOK: store.stateInt("last_sync_ok_at"),
+            lastError: (try? store.state("last_error"))?.textValue, errorKind: errorKind)
         let held = try store.conflicts(status: .held).count
         let lastOK = store.stateInt("last_sync_ok_at")
         let lastTry = store.stateInt("last_attempt_at")
@@ -631,6 +640,7 @@ struct Status: AsyncParsableCommand {
         if json {
             let obj: [String: Any?] = [
                 "node": identity.nodeID, "unit": identity.unitID, "hub": identity.hubURL, "pending_rows": pending,
+                "state": state.condition.rawValue, "daemon_running": DaemonLock.isHeld(directory: dir.dir), "last_error_kind": errorKind,
                 "conflicts_held": held, "last_sync_ok_at_ms": lastOK, "last_attempt_at_ms": lastTry, "last_error": error,
                 "standard_version": store.standard.version.description, "clock_offset_ms": offset,
                 "last_received_rows": store.stateInt("last_received_rows"),
@@ -654,8 +664,7 @@ struct Status: AsyncParsableCommand {
         }
         print(language.say("单位：\(identity.unitName)（\(identity.unitID)） 节点：\(identity.nodeID)", "Unit: \(identity.unitName) (\(identity.unitID))  node: \(identity.nodeID)"))
         print(language.say("上级：\(identity.hubURL)", "Hub: \(identity.hubURL)"))
-        let connected = error == nil && lastOK != nil
-        print(language.say("状态：\(connected ? "正常" : "未连接")", "State: \(connected ? "connected" : "not connected")"))
+        print(language.say("状态：\(state.zh)", "State: \(state.en)"))
         print(language.say("上次成功同步：\(ago(lastOK))", "Last successful sync: \(ago(lastOK))"))
         print(language.say("待上传：\(pending) 行", "Waiting to go up: \(pending) rows"))
         if let r = store.stateInt("last_received_rows") { print(language.say("上次收到：\(r) 行", "Last received: \(r) rows")) }
@@ -690,10 +699,8 @@ struct Status: AsyncParsableCommand {
         if abs(offset) > 5 * 60 * 1000 {
             print(language.say("警告：本机时钟与上级相差 \(offset / 60000) 分钟，请校准系统时间", "Warning: this box's clock is \(abs(offset) / 60000) min \(offset > 0 ? "behind" : "ahead of") the hub's; correct the system time"))
         }
-        if let error {
-            print(language.say("上次错误：\(error)", "Last error: \(error)"))
-            print(language.say("怎么办：检查网络连接后运行 ferry sync；如仍失败，请把这条错误告诉上级管理员。", "What to do: check the network, then run ferry sync; if it still fails, send this error to your supervisor's administrator."))
-        }
+        if let error { print(language.say("上次错误：\(error)", "Last error: \(error)")) }
+        if let zh = state.adviceZh, let en = state.adviceEn { print(language.say("怎么办：\(zh)", "What to do: \(en)")) }
     }
 }
 

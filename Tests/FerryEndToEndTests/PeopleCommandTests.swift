@@ -140,3 +140,86 @@ struct PeopleCommandTests {
         #expect(given.stdout.hasPrefix("https://hub.example.org/login?ticket="), "\(given.stdout)")
     }
 }
+
+/// Issue #15: `ferry status` tells a running daemon from a killed one, and a refusal, a revoked
+/// node or a full disk from a network down; it never waits behind a clerk's open transaction.
+@Suite("The clerk's status screen", .serialized)
+struct StatusScreenTests {
+    func status(_ p: Province, _ unit: String, lang: String = "en") throws -> (text: String, json: [String: Any]) {
+        let text = try p.ferry(["status", "--dir", p.nodeDir(unit), "--lang", lang]).stdout
+        let raw = try p.ferry(["status", "--dir", p.nodeDir(unit), "--json"]).stdout
+        let json = try JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any] ?? [:]
+        return (text, json)
+    }
+
+    @Test("connected while the daemon runs; 'the sync daemon is not running' after kill -9, though the last sync was fine; a second daemon on the folder is refused")
+    func daemonKilledIsNotConnected() throws {
+        let p = try Province(units: ["u-a"])
+        defer { p.shutdown() }
+        let daemon = try ChildProcess(FerryBinary.path, ["node", "run", "--dir", p.nodeDir("u-a"), "--interval", "600"], environment: ["FERRY_LOG_LEVEL": "info"])
+        defer { daemon.stop() }
+        let deadline = Date().addingTimeInterval(60)
+        while !daemon.stderr.contains("sync done") && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(daemon.stderr.contains("sync done"), "\(daemon.stderr)")
+        var s = try status(p, "u-a")
+        #expect(s.json["state"] as? String == "connected", "\(s.text)")
+        #expect(s.text.contains("State: connected"), "\(s.text)")
+        let second = try runCommand(FerryBinary.path, ["node", "run", "--dir", p.nodeDir("u-a")])
+        #expect(second.status != 0 && second.stderr.contains("already running"), "\(second.stderr)")
+        daemon.crash()
+        s = try status(p, "u-a")
+        #expect(s.json["state"] as? String == "daemon_stopped", "\(s.text)")
+        #expect(s.text.contains("the sync daemon is not running") && s.text.contains("systemctl start ferry-node"), "\(s.text)")
+        let zh = try p.ferry(["status", "--dir", p.nodeDir("u-a"), "--lang", "zh"]).stdout
+        #expect(zh.contains("状态：后台同步未运行"), "\(zh)")
+    }
+
+    @Test("a revoked node is told to enrol again, not to check the network")
+    func revokedNodeIsTold() throws {
+        let p = try Province(units: ["u-a"])
+        defer { p.shutdown() }
+        try p.sync("u-a")
+        let node = try p.identity("u-a").nodeID
+        try p.ferry(["hub", "node", "revoke", "--dir", p.hubDir, node])
+        try p.ferry(["record", "add", "--dir", p.nodeDir("u-a"), "member", "id=m1", "name=甲"])
+        try p.sync("u-a", expectFailure: true)
+        let s = try status(p, "u-a")
+        #expect(s.json["state"] as? String == "not_enrolled", "\(s.text)")
+        #expect(s.text.contains("new enrolment token") && !s.text.contains("check the network"), "\(s.text)")
+    }
+
+    @Test("ferry status answers at once while a clerk holds a write transaction open in the sqlite3 shell")
+    func statusDoesNotWaitForTheWriteLock() throws {
+        let p = try Province(units: ["u-a"])
+        defer { p.shutdown() }
+        try p.sync("u-a")
+        let shell = try ChildProcess("/usr/bin/sqlite3", [p.unitDB("u-a")], stdinText: "BEGIN IMMEDIATE;\nINSERT INTO member (id, unit_id, name) VALUES ('m-open', 'u-a', '未提交');\nSELECT 'holding';\n")
+        defer {
+            shell.closeInput()
+            shell.stop()
+        }
+        _ = try shell.waitFor("(holding)")
+        let r = try runCommand(FerryBinary.path, ["status", "--dir", p.nodeDir("u-a"), "--lang", "en"])
+        #expect(r.status == 0, "status failed behind the open transaction: \(r.stderr)")
+        #expect(r.stdout.contains("Waiting to go up: 0 rows"), "the uncommitted row is not counted: \(r.stdout)")
+    }
+
+    @Test("each failure the last sync recorded gets its own state and advice")
+    func failuresAreToldApart() {
+        let cases: [(Bool?, String?, String?, NodeState.Condition)] = [
+            (true, nil, nil, .connected), (false, nil, nil, .daemonStopped), (nil, nil, nil, .manual),
+            (true, "could not connect", "transport", .unreachable), (true, "refused", "invalid_value", .refused),
+            (true, "refused", "out_of_scope", .refused), (true, "revoked", "revoked", .notEnrolled),
+            (true, "unknown", "unknown_node", .notEnrolled), (true, "busy", "overloaded", .hubBusy),
+            (true, "write failed: SQLite error 13: database or disk is full", "local", .diskFull),
+            (true, "database is locked", "local", .localProblem),
+        ]
+        for (daemon, error, kind, expected) in cases {
+            let s = NodeState.assess(daemonRunning: daemon, lastOK: 1, lastError: error, errorKind: kind)
+            #expect(s.condition == expected, "\(String(describing: kind)): \(s)")
+            if expected != .unreachable { #expect(!(s.adviceEn ?? "").contains("check the network"), "\(expected): \(s.adviceEn ?? "")") }
+            if expected != .connected { #expect(s.adviceZh != nil || expected == .hubBusy) }
+        }
+        #expect(NodeState.assess(daemonRunning: nil, lastOK: nil, lastError: nil, errorKind: nil).condition == .neverSynced)
+    }
+}
