@@ -105,7 +105,9 @@ let package = Package(
         // sd_notify (readiness, watchdog, status) spoken directly, and the watchdog Service.
         .target(
             name: "FerrySystemd",
-            dependencies: [.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+            dependencies: [
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The node's and the hub's config files: defaults, loading, validation, example files.
         .target(name: "FerryConfig", dependencies: ["FerryWire", .product(name: "TOMLKit", package: "TOMLKit")]),

@@ -103,7 +103,7 @@ public final class Hub: Sendable {
         store = try ReplicaStore(
             path: "\(directory)/hub.db", standard: parsed, identity: ReplicaIdentity(node: nodeID, role: .hub), clock: clock,
             busyTimeoutSeconds: settings.busyTimeoutSeconds)
-        registry = try HubRegistry(path: "\(directory)/registry.db")
+        registry = try HubRegistry(path: "\(directory)/registry.db", logger: logger)
         try Self.archive(text, version: parsed.version, directory: directory)
         signedStandard = SignedStandard(
             version: parsed.version.description, standard: text, signature: try key.sign(SignedStandard.signedBytes(text)))

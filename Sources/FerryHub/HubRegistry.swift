@@ -3,6 +3,7 @@ import FerryStore
 import Foundation
 import FerryWire
 import GRDB
+import Logging
 
 /// One place in the supervisor's organisation tree.
 public struct OrgUnit: Sendable, Equatable, Codable {
@@ -50,12 +51,15 @@ public final class HubRegistry: Sendable {
     let pool: DatabasePool
     /// How failed supervisor logins slow down the next ones.
     public let throttle: LoginThrottle
+    /// Every audited event is also one log line (see `audit`).
+    let logger: Logger
 
     /// Opens (or creates) the registry at `path`, a private file (see `FilePermissions`):
     /// it holds password hashes and node keys.
-    public init(path: String, throttle: LoginThrottle = LoginThrottle()) throws {
+    public init(path: String, throttle: LoginThrottle = LoginThrottle(), logger: Logger = Logger(label: "ferry.hub")) throws {
         try FilePermissions.preparePrivateFile(path)
         self.throttle = throttle
+        self.logger = logger
         var config = Configuration()
         config.busyMode = .timeout(30)
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
@@ -344,11 +348,11 @@ public final class HubRegistry: Sendable {
         outcome: String, detail: String? = nil, client: String? = nil, now: UInt64
     ) {
         // Auditing must not turn a served request into a failed one; a failure here is logged by the caller's metrics.
-        try? pool.write { db in
+        let appended = try? pool.write { db -> Bool in
             var client = client
             if let c = client, batch == nil, through == nil, rows == nil, bytes == nil {
                 switch try Self.fold(db, client: c, node: node, unit: unit, action: action, outcome: outcome, detail: detail, now: Int64(now)) {
-                case .folded: return
+                case .folded: return false
                 case .asManyClients: client = Self.manyClients
                 case .append: break
                 }
@@ -359,6 +363,31 @@ public final class HubRegistry: Sendable {
                     Int64(now), node, unit, action, batch.map { Int64(bitPattern: $0) }, through.map { Int64(bitPattern: $0) }, rows, bytes, outcome, detail,
                     client,
                 ])
+            return true
+        }
+        // A burst folded into one audit row (the same failure again and again from one
+        // address) is one log line too: the log cannot be flooded past what the audit keeps.
+        guard appended ?? true else { return }
+        var fields: Logger.Metadata = ["action": "\(action)", "outcome": "\(outcome)"]
+        if let node { fields["node"] = "\(node)" }
+        if let unit { fields["unit"] = "\(unit)" }
+        if let batch { fields["batch"] = "\(batch)" }
+        if let rows { fields["rows"] = "\(rows)" }
+        if let bytes { fields["bytes"] = "\(bytes)" }
+        if let client { fields["client"] = "\(client)" }
+        // Details of pushes may quote values a unit sent (personal data): never logged.
+        // (An applied push's detail is counts only.)
+        if let detail, outcome == "applied" || !["push", "pull", "repair", "receive"].contains(action) { fields["detail"] = "\(detail.prefix(200))" }
+        logger.log(level: Self.level(action: action, outcome: outcome), "\(action) \(outcome)", metadata: fields)
+    }
+
+    /// How loud an audited event is: routine traffic is info, a supervisor's act notice,
+    /// anything refused, damaged or suspicious a warning.
+    static func level(action: String, outcome: String) -> Logger.Level {
+        switch (action, outcome) {
+        case (_, "ok") where ["revoke", "resolve", "enrol", "login"].contains(action): return .notice
+        case (_, "ok"), (_, "applied"), (_, "sent"): return .info
+        default: return .warning
         }
     }
 

@@ -94,6 +94,9 @@ public struct NodeService: Service {
     /// Called whenever the loop makes progress (the watchdog pings only while it does): every
     /// second while it waits, and for every batch a sync moves.
     public var heartbeat: @Sendable () -> Void = {}
+    /// One line on what the loop last did and does next, after every sync (systemd's STATUS=,
+    /// shown by `systemctl status ferry-node`).
+    public var onStatus: @Sendable (String) -> Void = { _ in }
     /// Seconds between scheduled syncs when nothing changes (default 300).
     public var intervalSeconds: Double
     /// Seconds local writes must have settled before they are synced (default 5).
@@ -168,8 +171,12 @@ public struct NodeService: Service {
                     logger.error("standard upgrade failed", metadata: ["error": "\(error)"])
                 }
                 schedule.succeeded(at: clock.now, again: again)
+                onStatus(
+                    "synced at \(Self.timeOfDay()): \(report.pushedRows) rows up, \(report.pulledRows) down"
+                        + (again ? "; comparing again" : "; next sync within \(Int(intervalSeconds)) s"))
             } catch let f as SyncFailure {
                 let wait = schedule.failed(f, at: clock.now, random: random())
+                onStatus("sync failed at \(Self.timeOfDay()) (\(f.message.prefix(120))); next attempt in \(Int(wait.rounded())) s")
                 logger.info(
                     "next attempt",
                     metadata: [
@@ -179,6 +186,8 @@ public struct NodeService: Service {
             try? await waitUntilDue(&schedule, agent: agent, stopping: stopping)
         }
     }
+
+    static func timeOfDay() -> String { Date().formatted(.iso8601.time(includingFractionalSeconds: false)) }
 
     /// Sleeps a second at a time until the schedule says the next sync is due.
     func waitUntilDue(_ schedule: inout SyncSchedule, agent: NodeAgent, stopping: StopFlag) async throws {

@@ -501,3 +501,11 @@ public struct SignedStandard: Codable, Sendable, Equatable {
 
     public static func signedBytes(_ standard: String) -> [UInt8] { Array("FERRY-STANDARD-V1\n\(standard)".utf8) }
 }
+
+/// This build of Ferry: what `ferry --version` prints and the node's User-Agent names.
+public enum FerryRelease {
+    /// The release, semantic versioning.
+    public static let version = "2.1.0"
+    /// The sync protocol it speaks (protocol/HTTP.md): 2 since `POST /v1/exchange`.
+    public static let protocolVersion = 2
+}

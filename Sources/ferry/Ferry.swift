@@ -24,6 +24,7 @@ struct Ferry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Federated sync of unit records with their supervisor's hub. 单位数据与上级同步。",
+        version: "ferry \(FerryRelease.version) (protocol \(FerryRelease.protocolVersion); \(HTTPClient.libcurlVersion))",
         subcommands: [
             HubCommand.self, NodeCommand.self, Sync.self, Status.self, Record.self, Conflicts.self, StandardCommand.self,
             ConfigCommand.self, Report.self,
@@ -92,11 +93,8 @@ func metricsService(_ listen: String?) throws -> (any Service)? {
 /// Structured logs to stderr (journald picks them up under systemd). Daemons log at `info`,
 /// clerk-facing commands only warnings; FERRY_LOG_LEVEL overrides both.
 func bootstrapLogging(_ level: Logger.Level = .info) {
-    LoggingSystem.bootstrap { label in
-        var h = StreamLogHandler.standardError(label: label)
-        h.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["FERRY_LOG_LEVEL"] ?? "") ?? level
-        return h
-    }
+    let chosen = Logger.Level(rawValue: ProcessInfo.processInfo.environment["FERRY_LOG_LEVEL"] ?? "") ?? level
+    LoggingSystem.bootstrap { label in JournalLogHandler(label: label, level: chosen) }
 }
 
 // MARK: - Hub
@@ -225,9 +223,11 @@ struct HubCommand: AsyncParsableCommand {
                 throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700 (IPv6 in brackets: [::1]:7700)")
             }
             let text = try standardPath.map { try String(contentsOfFile: $0, encoding: .utf8) }
+            let notifier = SystemdNotifier()
+            // Opening the databases may migrate them after an upgrade: ask systemd for the time.
+            _ = try? notifier.extendTimeout(by: .seconds(600))
             let hub = try Hub.openOrCreate(directory: directory, standard: text, settings: settings)
             let server = try HubServer(hub: hub, host: address.host, port: address.port, tls: tls)
-            let notifier = SystemdNotifier()
             let scheme = server.scheme
             let silentAfterDays = settings.silentAfterDays
             let configPath = config.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
@@ -379,6 +379,7 @@ struct NodeDir: ParsableArguments {
         c.caFile = caFile
         c.pinnedPublicKey = pinnedKey
         c.proxy = proxy
+        c.userAgent = "ferry/\(FerryRelease.version)"
         return c
     }
 
@@ -481,13 +482,16 @@ struct NodeCommand: AsyncParsableCommand {
             defer { withExtendedLifetime(lock) {} }
             let metricsApp = try metricsService(metricsListen)
             let logger = Logger(label: "ferry.node")
+            let notifier = SystemdNotifier()
+            // Opening the database may migrate it after an upgrade: ask systemd for the time.
+            _ = try? notifier.extendTimeout(by: .seconds(600))
             var service = NodeService(
                 agent: try nodeDir.agent(batchBytes: batchBytes), intervalSeconds: interval, debounceSeconds: debounce, retry: retry, logger: logger)
+            service.onStatus = { line in _ = try? notifier.status(line) }
             let upgradeDir = nodeDir
             service.upgrade = { agent in try upgradeDir.upgradeIfAvailable(agent) }
             let heartbeat = Heartbeat()
             service.heartbeat = { heartbeat.beat() }
-            let notifier = SystemdNotifier()
             // A sync may legitimately take the whole total timeout; beyond that plus slack the
             // loop is hung and systemd should restart it.
             let watchdog = WatchdogService(

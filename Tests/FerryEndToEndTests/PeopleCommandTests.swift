@@ -1,6 +1,7 @@
 import FerryCore
 import FerryHub
 import FerryNode
+@testable import FerrySystemd
 import FerryTestSupport
 import FerryTrust
 import FerryWire
@@ -221,5 +222,56 @@ struct StatusScreenTests {
             if expected != .connected { #expect(s.adviceZh != nil || expected == .hubBusy) }
         }
         #expect(NodeState.assess(daemonRunning: nil, lastOK: nil, lastError: nil, errorKind: nil).condition == .neverSynced)
+    }
+}
+
+/// Issue #15: the operator's signals — one logfmt line per event at its journald priority.
+@Suite("The operator's log", .serialized)
+struct OperatorLogTests {
+    /// `<N>key=value …`: a priority prefix, then only key=value pairs (values bare or quoted).
+    static var journalLine: Regex<(Substring, Substring, Substring, Substring?, Substring?)> { #/^<([0-7])>level=\w+ logger=\S+ msg=("(?:[^"\\]|\\.)*"|\S+)( [a-z_]+=("(?:[^"\\]|\\.)*"|\S+))*$/# }
+
+    @Test("under journald every hub line carries its priority and parses as key=value; a push and a revoked node's attempt are each a line at their priority; no member's name reaches the log")
+    func hubLogsEventsForTheJournal() throws {
+        let p = try Province(units: ["u-a"])
+        defer { p.shutdown() }
+        p.hub.stop()
+        p.hubEnvironment = ["JOURNAL_STREAM": "8:12345"]
+        try p.startHub()
+        try p.ferry(["record", "add", "--dir", p.nodeDir("u-a"), "member", "id=m1", "name=欧阳锋华"])
+        try p.sync("u-a")
+        let node = try p.identity("u-a").nodeID
+        try p.ferry(["hub", "node", "revoke", "--dir", p.hubDir, node])
+        try p.ferry(["record", "add", "--dir", p.nodeDir("u-a"), "member", "id=m2", "name=黄药师甲"])
+        try p.sync("u-a", expectFailure: true)
+        Thread.sleep(forTimeInterval: 0.5)
+        let lines = p.hub.stderr.split(separator: "\n").map(String.init)
+        #expect(!lines.isEmpty)
+        for line in lines { #expect(line.wholeMatch(of: Self.journalLine) != nil, "not a journald logfmt line: \(line)") }
+        func find(_ msg: String) -> String? { lines.first { $0.contains("msg=\"\(msg)\"") } }
+        #expect(find("push applied")?.hasPrefix("<6>") == true, "\(lines)")
+        #expect(find("push applied")?.contains("rows=1") == true, "\(lines)")
+        #expect(find("auth revoked")?.hasPrefix("<4>") == true, "a revoked node's attempt is a warning: \(lines)")
+        #expect(!p.hub.stderr.contains("欧阳锋华") && !p.hub.stderr.contains("黄药师甲"), "personal data in the log")
+        // The node's revocation itself was done by another process (ferry hub node revoke): it
+        // is in the audit log the hub keeps, and that command says so on its terminal.
+    }
+
+    @Test("ferry --version names the release, the protocol and libcurl")
+    func version() throws {
+        let r = try runCommand(FerryBinary.path, ["--version"])
+        #expect(r.status == 0 && r.stdout.hasPrefix("ferry \(FerryRelease.version) (protocol \(FerryRelease.protocolVersion); libcurl/"), "\(r.stdout) \(r.stderr)")
+    }
+
+    @Test("JournalLogHandler quotes what needs quoting and keeps one event on one line")
+    func logfmtQuoting() {
+        #expect(JournalLogHandler.quoted("plain") == "plain")
+        #expect(JournalLogHandler.quoted("two words") == "\"two words\"")
+        #expect(JournalLogHandler.quoted("a=\"b\"\nc") == #""a=\"b\"\nc""#)
+        #expect(JournalLogHandler.quoted("") == "\"\"")
+        #expect(JournalLogHandler.quoted("\u{1B}[2J") == "\"\\u001b[2J\"")
+        let line = JournalLogHandler.line(level: .warning, label: "ferry.node", message: "sync failed", fields: ["error": "cut\nagain", "n": "3"], journal: true, now: Date())
+        #expect(line == #"<4>level=warning logger=ferry.node msg="sync failed" error="cut\nagain" n=3"#)
+        #expect(line.wholeMatch(of: OperatorLogTests.journalLine) != nil)
     }
 }

@@ -27,15 +27,16 @@ final class Province: @unchecked Sendable {
         }
     }
 
-    /// Extra arguments for `ferry hub serve`.
+    /// Extra arguments for `ferry hub serve`, and its environment.
     var hubArguments: [String] = []
+    var hubEnvironment: [String: String] = [:]
     /// Port of the hub's Prometheus endpoint.
     let metricsPort = Int.random(in: 20000...29999)
 
     func startHub(maxSessions: Int = 32) throws {
         hub = try ChildProcess(
             FerryBinary.path,
-            ["hub", "serve", "--dir", hubDir, "--listen", "127.0.0.1:\(port)", "--max-sessions", String(maxSessions), "--metrics", "127.0.0.1:\(metricsPort)"] + hubArguments)
+            ["hub", "serve", "--dir", hubDir, "--listen", "127.0.0.1:\(port)", "--max-sessions", String(maxSessions), "--metrics", "127.0.0.1:\(metricsPort)"] + hubArguments, environment: hubEnvironment)
         port = Int(try hub.waitFor("listening on http://127\\.0\\.0\\.1:(\\d+)"))!
     }
 
