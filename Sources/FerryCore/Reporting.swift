@@ -67,6 +67,50 @@ public struct ReportPeriod: Sendable, Hashable, Comparable, CustomStringConverti
         return "\(year)-\(month < 10 ? "0" : "")\(month)-01"
     }
 
+    /// The last day, `YYYY-MM-DD`.
+    public var lastDay: String {
+        let month: Int
+        switch kind {
+        case .month: month = index
+        case .quarter: month = index * 3
+        case .year: month = 12
+        }
+        return "\(year)-\(month < 10 ? "0" : "")\(month)-\(Self.daysIn(year: year, month: month))"
+    }
+
+    /// Days in the period.
+    public var dayCount: Int {
+        switch kind {
+        case .month: return Self.daysIn(year: year, month: index)
+        case .quarter: return ((index - 1) * 3 + 1...index * 3).reduce(0) { $0 + Self.daysIn(year: year, month: $1) }
+        case .year: return (1...12).reduce(0) { $0 + Self.daysIn(year: year, month: $1) }
+        }
+    }
+
+    /// Which day of the period `date` (`YYYY-MM-DD`) is, from 1; nil when it is not in it.
+    public func dayNumber(of date: String) -> Int? {
+        let parts = date.split(separator: "-")
+        guard parts.count == 3, let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), y == year,
+            ReportPeriod(kind: kind, containing: date) == self, (1...Self.daysIn(year: y, month: m)).contains(d)
+        else { return nil }
+        let firstMonth: Int
+        switch kind {
+        case .month: firstMonth = index
+        case .quarter: firstMonth = (index - 1) * 3 + 1
+        case .year: firstMonth = 1
+        }
+        return (firstMonth..<m).reduce(0) { $0 + Self.daysIn(year: y, month: $1) } + d
+    }
+
+    /// Gregorian month lengths.
+    static func daysIn(year: Int, month: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
     var ordinal: Int {
         switch kind {
         case .month: return year * 12 + index - 1
@@ -137,7 +181,9 @@ public struct IndicatorTotals: Sendable, Hashable, Codable {
 
 /// How a figure stands against the indicator's target.
 public enum TargetStatus: String, Sendable, Codable {
-    case met, missed, noTarget = "no_target", noData = "no_data"
+    /// `inProgress`: below the goal so far, in a period that has not ended yet (on its first
+    /// day every figure is 0: not a miss).
+    case met, missed, inProgress = "in_progress", noTarget = "no_target", noData = "no_data"
 
     /// A ratio's target applies as is at every level; a plain sum's target is per unit, so a
     /// county of 12 units is measured against 12 × target.

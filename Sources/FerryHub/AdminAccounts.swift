@@ -88,7 +88,7 @@ extension HubRegistry {
         try admitLogin(name: name, client: client, now: now)
         let row: Row?
         do { row = try pool.read { db in try Row.fetchOne(db, sql: "SELECT password_hash, org_id, created_at FROM admins WHERE name = ?", arguments: [name]) } } catch {
-            throw WireError(.unavailable, "the hub's registry is busy: \(error)")
+            throw WireError.hubStorage(error, doing: "check the account's login")
         }
         // Hash even for an unknown name, so timing does not tell which names exist.
         let stored: String = row?[0] ?? "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
@@ -103,7 +103,7 @@ extension HubRegistry {
             let (token, session) = try openSession(account, now: now, lifetimeSeconds: lifetimeSeconds, oneTime: false)
             audit(node: nil, unit: nil, action: "login", outcome: "ok", detail: name, client: client, now: now)
             return (token, session)
-        } catch { throw WireError(.unavailable, "the hub's registry is busy: \(error)") }
+        } catch { throw WireError.hubStorage(error, doing: "check the account's login") }
     }
 
     /// A one-time login link for `name`, valid for `lifetimeSeconds` (for a supervisor
@@ -162,7 +162,7 @@ extension HubRegistry {
                 try db.execute(sql: "DELETE FROM admin_sessions WHERE digest = ?", arguments: [digest])
                 return r.map { AdminAccount(name: $0[0], orgID: $0[1], createdAt: UInt64($0[2] as Int64)) }
             }
-        } catch { throw WireError(.unavailable, "the hub's registry is busy: \(error)") }
+        } catch { throw WireError.hubStorage(error, doing: "check the account's login") }
         guard let account else {
             audit(node: nil, unit: nil, action: "login", outcome: "bad_link", client: client, now: now)
             throw WireError(.unauthenticated, "this login link is unknown, used or expired; ask for a new one (ferry hub admin link)", zh: "登录链接无效、已使用或已过期")
@@ -171,7 +171,7 @@ extension HubRegistry {
             let opened = try openSession(account, now: now, lifetimeSeconds: lifetimeSeconds, oneTime: false)
             audit(node: nil, unit: nil, action: "login", outcome: "ok", detail: "\(account.name) (link)", client: client, now: now)
             return opened
-        } catch { throw WireError(.unavailable, "the hub's registry is busy: \(error)") }
+        } catch { throw WireError.hubStorage(error, doing: "check the account's login") }
     }
 
     public func logout(token: String) {

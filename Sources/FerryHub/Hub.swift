@@ -259,7 +259,6 @@ public final class Hub: Sendable {
             }
             registry.audit(node: node.id.rawValue, unit: node.unitID, action: "enrol", outcome: "ok", detail: hostname, client: client, now: now)
             metrics.enrolments.increment()
-            logger.notice("node enrolled", metadata: ["node": "\(node.id)", "unit": "\(node.unitID)", "restoring": "\(request.restoring == true)"])
             return EnrolResponse(
                 nodeID: node.id.rawValue, unitID: node.unitID, unitName: unit?.name ?? node.unitID, hubNodeID: nodeID.rawValue,
                 hubPublicKey: key.publicKeyBase64, standardVersion: store.standard.version.description, standard: standardText,
@@ -293,7 +292,7 @@ public final class Hub: Sendable {
             throw WireError(.unknownNode, "this request is not signed by an enrolled node; enrol first with: ferry node init --hub URL --token TOKEN")
         }
         let record: NodeRecord?
-        do { record = try registry.node(nodeText) } catch { throw WireError(.unavailable, "the hub's registry is busy; try again shortly") }
+        do { record = try registry.node(nodeText) } catch { throw WireError.hubStorage(error, doing: "look up the node in its registry") }
         guard let node = record else {
             registry.audit(node: String(nodeText.prefix(64)), unit: nil, action: "auth", outcome: "unknown_node", detail: "\(method) \(path.prefix(64))", client: client, now: now)
             throw WireError(.unknownNode, "this node is not enrolled at this hub; enrol with: ferry node init --hub URL --token TOKEN")
@@ -319,7 +318,7 @@ public final class Hub: Sendable {
         }
         let fresh: Bool
         do { fresh = try registry.useNonce(node: nodeText, nonce: nonce, now: now, window: RequestSigning.maxAgeMillis) } catch {
-            throw WireError(.unavailable, "the hub's registry is busy; try again shortly")
+            throw WireError.hubStorage(error, doing: "record the request's nonce in its registry")
         }
         guard fresh else {
             registry.audit(node: nodeText, unit: node.unitID, action: "auth", outcome: "replayed", detail: "\(method) \(path.prefix(64))", client: client, now: now)
@@ -404,7 +403,6 @@ public final class Hub: Sendable {
             if epoch.rolledBack {
                 metrics.rollbacks.increment()
                 registry.audit(node: node.id.rawValue, unit: node.unitID, action: "rollback", outcome: "detected", detail: "epoch \(request.epoch)", client: client, now: now)
-                logger.warning("node database rolled back", metadata: ["node": "\(node.id)", "unit": "\(node.unitID)"])
             }
             // A node that moved to a newer standard gets everything again, with the columns it
             // could not store before (merging is idempotent).
@@ -467,7 +465,7 @@ public final class Hub: Sendable {
 
     func unavailable(_ what: String, _ error: any Error) -> WireError {
         logger.error("exchange failed", metadata: ["step": "\(what)", "error": "\(error)"])
-        return WireError(.unavailable, "the hub could not \(what) (its database is busy or unavailable); it will be retried")
+        return WireError.hubStorage(error, doing: what)
     }
 
     /// Applies one pushed batch from `node`; acknowledged only once durably applied. Returns
@@ -528,7 +526,6 @@ public final class Hub: Sendable {
             )
         } catch {
             registry.audit(node: node.id.rawValue, unit: node.unitID, action: "push", bytes: body.count, outcome: error.code.rawValue, detail: String(error.message.prefix(200)), client: client, now: now)
-            logger.warning("push refused", metadata: ["node": "\(node.id)", "code": "\(error.code.rawValue)"])
             throw error
         }
     }

@@ -142,8 +142,7 @@ public struct HubServing: Codable, Sendable, Equatable {
     /// Records it; a failure to write is not worth failing the hub for (the commands then use
     /// their defaults), so it is only reported.
     public func record(in directory: String) throws {
-        let data = try JSONEncoder().encode(self)
-        try data.write(to: URL(fileURLWithPath: Self.path(directory)), options: .atomic)
+        try FilePermissions.writePrivateFile(try JSONEncoder().encode(self), to: Self.path(directory))
     }
 
     /// What the hub in `directory` last recorded, nil when it never served.

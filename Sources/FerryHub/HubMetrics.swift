@@ -25,3 +25,28 @@ public struct HubMetrics: Sendable {
 
     func error(_ code: String) { Counter(label: "ferry_hub_errors_total", dimensions: [("code", code)]).increment() }
 }
+
+extension Hub {
+    /// Freshness as gauges, computed when metrics are scraped: units in the org tree, units
+    /// silent for `silentAfterDays` (no successful sync, as the dashboard counts them), and
+    /// the age of the stalest unit's last sync.
+    public func recordFreshnessMetrics() {
+        guard let units = try? registry.units().filter({ $0.level == .unit }), let nodes = try? registry.nodes() else { return }
+        let now = clock.nowMillis()
+        var newest: [String: UInt64] = [:]
+        for n in nodes where n.revokedAt == nil {
+            if let at = n.lastSyncAt { newest[n.unitID] = max(newest[n.unitID] ?? 0, at) }
+        }
+        let limit = UInt64(settings.silentAfterDays) * 86_400_000
+        var silent = 0
+        var oldest: UInt64 = 0
+        for u in units {
+            let at = newest[u.id]
+            if at.map({ now > $0 && now - $0 > limit }) ?? true { silent += 1 }
+            oldest = max(oldest, at.map { now > $0 ? now - $0 : 0 } ?? 0)
+        }
+        Gauge(label: "ferry_hub_units").record(units.count)
+        Gauge(label: "ferry_hub_units_silent").record(silent)
+        Gauge(label: "ferry_hub_stalest_unit_sync_age_seconds").record(Double(oldest) / 1000)
+    }
+}

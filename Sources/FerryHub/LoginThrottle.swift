@@ -73,7 +73,7 @@ extension HubRegistry {
                     db, sql: "SELECT failures, last_at FROM login_failures WHERE key IN (\(keys.map { _ in "?" }.joined(separator: ",")))",
                     arguments: StatementArguments(keys))
             }
-        } catch { throw WireError(.unavailable, "the hub's registry is busy: \(error)") }
+        } catch { throw WireError.hubStorage(error, doing: "check the account's login") }
         let until = rows.map { throttle.nextAttemptAt(failures: $0[0], lastAt: UInt64($0[1] as Int64), now: now) }.max() ?? 0
         guard until > now else { return }
         let seconds = Int((until - now + 999) / 1000)

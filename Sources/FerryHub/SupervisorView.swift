@@ -36,6 +36,32 @@ public struct IndicatorFigure: Sendable, Equatable, Codable {
     public var status: TargetStatus
     /// This period and the ones before it, oldest first.
     public var series: [Point]
+    /// Days in the period, and which of them is the hub's today (all of them for a period
+    /// that has ended; 0 for one not begun).
+    public var days: Int
+    public var daysElapsed: Int
+    /// The period has begun and not ended by the hub's today: its figures are still growing.
+    public var inProgress: Bool
+
+    public init(
+        id: String, labelZh: String, labelEn: String, unitText: String, period: String, value: Double?, numerator: Double, denominator: Double?,
+        target: Double?, status: TargetStatus, series: [Point], days: Int, daysElapsed: Int, inProgress: Bool
+    ) {
+        self.id = id
+        self.labelZh = labelZh
+        self.labelEn = labelEn
+        self.unitText = unitText
+        self.period = period
+        self.value = value
+        self.numerator = numerator
+        self.denominator = denominator
+        self.target = target
+        self.status = status
+        self.series = series
+        self.days = days
+        self.daysElapsed = daysElapsed
+        self.inProgress = inProgress
+    }
 }
 
 /// A row of a breakdown: one child org node, or one industry, with every indicator's value.
@@ -198,7 +224,8 @@ public final class SupervisorView: Sendable {
         let tree = try wrap { try self.tree() }
         let org = org ?? root
         try check(org, within: root, tree)
-        let day = at ?? Self.day(hub.now())
+        let today = Self.day(hub.now())
+        let day = at ?? today
         guard ReportPeriod(kind: .month, containing: day) != nil else {
             throw WireError(.badRequest, "at='\(day)' is not a date; write it as YYYY-MM-DD", zh: "日期格式应为 YYYY-MM-DD")
         }
@@ -212,12 +239,18 @@ public final class SupervisorView: Sendable {
             let period = ReportPeriod(kind: i.period, containing: day)!
             let t = facts.totals(i, period: period, in: parts)
             let value = t.value(of: i)
+            // How far the period has run by the hub's today: a miss before it ends is "so far".
+            let running = today >= period.firstDay && today <= period.lastDay
+            let elapsed = today < period.firstDay ? 0 : today > period.lastDay ? period.dayCount : (period.dayNumber(of: today) ?? period.dayCount)
+            var status = TargetStatus.of(value, indicator: i, units: unitCount)
+            if status == .missed && running { status = .inProgress }
             return IndicatorFigure(
                 id: i.id, labelZh: i.label?.zh ?? i.id, labelEn: i.label?.en ?? i.id, unitText: i.unitText, period: period.label, value: value,
                 numerator: t.numerator, denominator: i.denominator == nil ? nil : t.denominator,
                 target: i.target.map { i.denominator == nil ? $0 * Double(max(unitCount, 1)) : $0 },
-                status: TargetStatus.of(value, indicator: i, units: unitCount),
-                series: period.trailing(seriesLength).map { IndicatorFigure.Point(period: $0.label, value: facts.totals(i, period: $0, in: parts).value(of: i)) })
+                status: status,
+                series: period.trailing(seriesLength).map { IndicatorFigure.Point(period: $0.label, value: facts.totals(i, period: $0, in: parts).value(of: i)) },
+                days: period.dayCount, daysElapsed: elapsed, inProgress: running)
         }
         func values(_ parts: [String: [String: [String: Double]]]) -> [String: Double] {
             var out: [String: Double] = [:]

@@ -1,4 +1,5 @@
 import FerryWire
+import GRDB
 
 /// Limits and timeouts of the hub's HTTP listener: what keeps connections that never finish,
 /// and requests nobody has authenticated yet, from taking the slots and memory units need.
@@ -48,6 +49,41 @@ extension Hub {
             node: node.id.rawValue, unit: node.unitID, action: "receive", bytes: bytes, outcome: "damaged", detail: "\(method) \(path)",
             client: client, now: now)
         metrics.error(WireErrorCode.corrupted.rawValue)
-        logger.notice("request body damaged", metadata: ["node": "\(node.id)", "route": "\(method) \(path)", "bytes": "\(bytes)"])
+    }
+}
+
+extension WireError {
+    /// What a failure of the hub's own database means to the node or the supervisor, without
+    /// a word of SQL or SQLite: a full disk (the operator must free space; nothing was
+    /// written), a database another process holds (retry shortly), a damaged file (restore),
+    /// or anything else (retry). Always retryable from the sender's side: the fault is the
+    /// hub's, and nothing was half-applied.
+    public static func hubStorage(_ error: any Error, doing what: String) -> WireError {
+        let code = (error as? DatabaseError)?.resultCode
+        switch code {
+        case .SQLITE_FULL?:
+            return WireError(
+                .unavailable, "the hub's disk is full, so it could not \(what); nothing was written — the hub's operator must free disk space. It will be retried",
+                zh: "上级服务器磁盘已满，未能\(Self.zhDoing(what))，未写入任何内容；请通知上级管理员清理磁盘空间，之后会自动重试")
+        case .SQLITE_BUSY?, .SQLITE_LOCKED?:
+            return WireError(
+                .unavailable, "the hub's database is busy (another process holds it), so it could not \(what); it will be retried shortly",
+                zh: "上级服务器数据库正忙，未能\(Self.zhDoing(what))，稍后自动重试")
+        case .SQLITE_CORRUPT?, .SQLITE_NOTADB?:
+            return WireError(
+                .unavailable, "the hub's database file is damaged, so it could not \(what); the hub's operator must restore it from a backup",
+                zh: "上级服务器的数据库文件已损坏，未能\(Self.zhDoing(what))；请通知上级管理员从备份恢复")
+        default:
+            return WireError(
+                .unavailable, "the hub could not \(what) (its database failed); it will be retried",
+                zh: "上级服务器数据库操作失败，未能\(Self.zhDoing(what))，将自动重试")
+        }
+    }
+
+    static func zhDoing(_ what: String) -> String {
+        if what.contains("login") || what.contains("account") { return "处理登录" }
+        if what.contains("batch") || what.contains("write") { return "保存本次上报" }
+        if what.contains("nonce") || what.contains("registry") || what.contains("node") { return "核验本节点" }
+        return "完成本次同步"
     }
 }

@@ -16,10 +16,18 @@ enum DashboardPage {
         main{flex:1;min-width:0}section{background:#fff;border-radius:6px;padding:12px 16px;margin-bottom:16px}
         h2{font-size:16px;margin:0 0 8px}table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:middle}
         th{background:#fafafa;font-weight:600}#children td:first-child,#industries td:first-child{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
-        .met{color:#1b5e20}.missed{color:#b71c1c;font-weight:600}.silent{color:#b71c1c;font-weight:600}.muted{color:#6b7280}
+        .met{color:#1b5e20}.missed{color:#b71c1c;font-weight:600}.in_progress{color:#8a5a00}.silent{color:#b71c1c;font-weight:600}.muted{color:#6b7280}
         .cards{display:flex;gap:12px;margin-bottom:16px}.card{background:#fff;border-radius:6px;padding:10px 16px;min-width:140px}.card b{font-size:22px;display:block}
         .crumbs a{color:#b71c1c}form.inline{display:inline}input,select,button{font:inherit}.links a{margin-right:14px}
         .error{background:#fdecea;border:1px solid #f5c2c0;padding:8px 12px;border-radius:6px;margin-bottom:12px}
+        .scroll{overflow-x:auto;max-width:100%}
+        @media (max-width:760px){
+        header{flex-wrap:wrap;padding:8px 12px;gap:8px}header h1{flex-basis:100%}
+        .wrap{flex-direction:column;padding:8px;gap:8px}nav#org-tree{width:auto;max-height:38vh}
+        section{padding:10px;margin-bottom:10px}.cards{flex-wrap:wrap;gap:8px}.card{min-width:0;flex:1 1 40%;padding:8px 10px}
+        table{display:block;overflow-x:auto;max-width:100%}th,td{padding:4px 6px}
+        form input,form select{max-width:100%}.links a{display:inline-block;margin:2px 12px 2px 0}
+        }
         """
 
     struct Chrome {
@@ -112,7 +120,7 @@ enum DashboardPage {
         s += "<section id=\"indicators\"><h2>\(l.t("指标", "Indicators"))</h2><table><tr><th>\(l.t("指标", "Indicator"))</th><th>\(l.t("期间", "Period"))</th><th>\(l.t("数值", "Value"))</th><th>\(l.t("目标", "Target"))</th><th>\(l.t("状态", "Status"))</th><th>\(l.t("近期走势", "Recent periods"))</th></tr>"
         for f in r.figures {
             s += """
-                <tr data-indicator="\(F.html(f.id))"><td>\(F.html(l.t(f.labelZh, f.labelEn)))</td><td>\(F.html(f.period))</td>
+                <tr data-indicator="\(F.html(f.id))"><td>\(F.html(l.t(f.labelZh, f.labelEn)))</td><td>\(F.html(f.period))\(f.inProgress ? "<br><span class=\"muted in-progress\">\(F.html(l.progress(f)))</span>" : "")</td>
                 <td class="num value">\(F.number(f.value)) <span class="muted">\(F.html(f.unitText))</span></td><td class="num">\(F.number(f.target))</td>
                 <td class="\(f.status.rawValue)">\(l.status(f.status))</td><td>\(chart(f))</td></tr>
                 """

@@ -37,9 +37,16 @@ public enum ReportLanguage: String, Sendable {
         switch s {
         case .met: return t("达标", "met")
         case .missed: return t("未达标", "below target")
+        case .inProgress: return t("本期进行中，尚未达标", "below target so far (period in progress)")
         case .noTarget: return t("无目标", "no target")
         case .noData: return t("无数据", "no data")
         }
+    }
+
+    /// "第 3/30 天" for a period still running, "" for one that has ended.
+    public func progress(_ f: IndicatorFigure) -> String {
+        guard f.inProgress else { return "" }
+        return t("进行中 · 第 \(f.daysElapsed)/\(f.days) 天", "in progress · day \(f.daysElapsed) of \(f.days)")
     }
 
     public func contact(_ c: UnitContact) -> String {
@@ -172,7 +179,8 @@ public enum ReportTables {
             [l.t("指标", "indicator"), "id", l.t("期间", "period"), l.t("数值", "value"), l.t("单位", "unit"), l.t("目标", "target"),
              l.t("状态", "status"), l.t("分子", "numerator"), l.t("分母", "denominator")],
             r.figures.map { f in
-                [l.t(f.labelZh, f.labelEn), f.id, f.period, ReportFormat.number(f.value), f.unitText, ReportFormat.number(f.target),
+                [l.t(f.labelZh, f.labelEn), f.id, f.inProgress ? "\(f.period) (\(l.progress(f)))" : f.period, ReportFormat.number(f.value), f.unitText,
+                 ReportFormat.number(f.target),
                  l.status(f.status), ReportFormat.number(f.numerator), ReportFormat.number(f.denominator)]
             }
         )

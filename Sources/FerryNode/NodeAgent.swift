@@ -402,8 +402,21 @@ public final class NodeAgent: Sendable {
         }
     }
 
+    /// A failure of this node's own database, in words a clerk can act on: a full disk, a
+    /// database another program holds, a damaged file, or another failure of the database.
     func local(_ message: String, _ error: any Error) -> SyncFailure {
-        SyncFailure(kind: .local, message: "\(message): \(error)", messageZh: "本地数据库操作失败（\(message)）", isRetryable: true)
+        let text = "\(error)"
+        let zh: String
+        if text.contains("SQLite error 13") || text.contains("disk is full") {
+            zh = "本机磁盘已满，未能保存同步数据；请清理磁盘空间（不要删除 ferry 的数据目录），之后会自动继续"
+        } else if text.contains("SQLite error 5") || text.contains("SQLite error 6") || text.contains("database is locked") {
+            zh = "本机数据库正被其他程序占用（例如打开着的 sqlite3 或备份程序），稍后自动重试；如一直如此，请关闭该程序"
+        } else if text.contains("SQLite error 11") || text.contains("SQLite error 26") || text.contains("malformed") {
+            zh = "本机数据库文件已损坏；请联系上级管理员，用备份或上级的数据恢复本节点（ferry node init --restore）"
+        } else {
+            zh = "本机数据库操作失败，将自动重试；如一直失败，请把上次错误告诉上级管理员"
+        }
+        return SyncFailure(kind: .local, message: "\(message): \(error)", messageZh: zh, isRetryable: true)
     }
 
     func note(_ values: [String: Value]) {

@@ -133,7 +133,12 @@ public final class ReplicaStore: Sendable {
         maxForwardDriftMillis: UInt64 = HybridLogicalClock.defaultMaxForwardDriftMillis, busyTimeoutSeconds: Double = 30,
         readOnly: Bool = false
     ) throws {
-        if !readOnly { try FilePermissions.preparePrivateFile(path) }
+        // Tightened even when only looking: an older release may have left it open to others.
+        if readOnly {
+            for p in [path, path + "-wal", path + "-shm", path + "-journal"] where FileManager.default.fileExists(atPath: p) { FilePermissions.tighten(p) }
+        } else {
+            try FilePermissions.preparePrivateFile(path)
+        }
         self.path = path
         self.standard = standard
         self.identity = identity
@@ -157,9 +162,13 @@ public final class ReplicaStore: Sendable {
         nodes = NodeCache()
         if readOnly {
             try pool.read { db in
-                guard try db.tableExists("ferry_tables") else {
-                    throw StoreError.identityMismatch("this database has not been set up by Ferry yet; start the node once (ferry node run or ferry sync)")
+                // A database this build has still to migrate or convert is not read as it is.
+                guard try db.tableExists("ferry_tables"), try db.tableExists("ferry_state"), try Self.migrator.hasCompletedMigrations(db) else {
+                    throw StoreError.needsUpgrade
                 }
+                let format = try Int.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'format'")
+                let follows = try String.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'standard'")
+                guard (format ?? 1) >= Self.format, follows == standard.version.description else { throw StoreError.needsUpgrade }
                 for row in try Row.fetchAll(db, sql: "SELECT id, name FROM ferry_tables") {
                     let id: Int = row[0]
                     let name: String = row[1]

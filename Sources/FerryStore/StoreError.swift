@@ -17,6 +17,9 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
     /// A conflict's losing value cannot be put back as it is (the row's other values no
     /// longer allow it).
     case cannotRestore(table: String, key: [Value], reason: String)
+    /// Opened read-only, but the database must first be migrated or converted by this build
+    /// (a writable open does it).
+    case needsUpgrade
 
     public var description: String {
         switch self {
@@ -26,6 +29,7 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
         case .noSuchConflict(let id): return "conflict \(id) does not exist or is already settled; list conflicts to see open ones"
         case .noSuchQuarantine(let id): return "quarantined row \(id) does not exist or is already settled; list the quarantine to see held rows"
         case .incompleteRow(let s): return "changeset rejected, nothing applied: \(s)"
+        case .needsUpgrade: return "this database must be upgraded by this build of Ferry first; open it writable (ferry sync or ferry node run)"
         case .cannotRestore(let t, let k, let reason):
             return "the value cannot be put back into \(t) (\(k.map(\.description).joined(separator: ", "))): \(reason); change the row by hand, then dismiss the conflict"
         }

@@ -16,6 +16,7 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 // The `ferry` command: parses arguments, builds objects, runs them. No logic lives here.
 
@@ -80,14 +81,18 @@ struct Failure: Error, CustomStringConvertible {
 
 /// Bootstraps Prometheus metrics when `listen` (host:port) is set; returns the endpoint's
 /// Service to run beside the main one.
-func metricsService(_ listen: String?) throws -> (any Service)? {
+/// `beforeScrape` records gauges computed on demand (the hub's freshness).
+func metricsService(_ listen: String?, beforeScrape: (@Sendable () -> Void)? = nil) throws -> (any Service)? {
     guard let listen, !listen.isEmpty else { return nil }
     guard let address = ListenAddress(listen) else {
         throw ValidationError("--metrics must be host:port, e.g. 127.0.0.1:9470 (IPv6 in brackets: [::1]:9470)")
     }
     let registry = PrometheusCollectorRegistry()
     MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-    return MetricsEndpoint.application(host: address.host, port: address.port) { registry.emitToBuffer() }
+    return MetricsEndpoint.application(host: address.host, port: address.port) {
+        beforeScrape?()
+        return registry.emitToBuffer()
+    }
 }
 
 /// Structured logs to stderr (journald picks them up under systemd). Daemons log at `info`,
@@ -218,7 +223,10 @@ struct HubCommand: AsyncParsableCommand {
                 if !c.tls.certificate.isEmpty { tls = HubTLS(certificatePath: c.tls.certificate, keyPath: c.tls.key) }
             }
             bootstrapLogging(level)
-            let metricsApp = try metricsService(metricsListen)
+            // Metrics are bootstrapped before the hub makes its counters; its freshness gauges are
+            // computed at each scrape once it is open.
+            let opened = Mutex<Hub?>(nil)
+            let metricsApp = try metricsService(metricsListen, beforeScrape: { opened.withLock { $0 }?.recordFreshnessMetrics() })
             guard let address = ListenAddress(listen) else {
                 throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:7700 (IPv6 in brackets: [::1]:7700)")
             }
@@ -227,6 +235,7 @@ struct HubCommand: AsyncParsableCommand {
             // Opening the databases may migrate them after an upgrade: ask systemd for the time.
             _ = try? notifier.extendTimeout(by: .seconds(600))
             let hub = try Hub.openOrCreate(directory: directory, standard: text, settings: settings)
+            opened.withLock { $0 = hub }
             let server = try HubServer(hub: hub, host: address.host, port: address.port, tls: tls)
             let scheme = server.scheme
             let silentAfterDays = settings.silentAfterDays
@@ -388,10 +397,13 @@ struct NodeDir: ParsableArguments {
     func open(clock: any WallClock = SystemClock(), readOnly: Bool = false) throws -> (NodeIdentity, ReplicaStore) {
         let identity = try NodeIdentity.load(directory: dir)
         let standard = try StandardFile.load(path: "\(dir)/standard.toml")
-        let store = try ReplicaStore(
-            path: "\(dir)/unit.db", standard: standard,
-            identity: ReplicaIdentity(node: try NodeID(identity.nodeID), role: .unit(identity.unitID)), clock: clock, readOnly: readOnly)
-        return (identity, store)
+        let replica = ReplicaIdentity(node: try NodeID(identity.nodeID), role: .unit(identity.unitID))
+        do {
+            return (identity, try ReplicaStore(path: "\(dir)/unit.db", standard: standard, identity: replica, clock: clock, readOnly: readOnly))
+        } catch StoreError.needsUpgrade {
+            // First opened by this build (an upgrade, a standard migration): once, writable.
+            return (identity, try ReplicaStore(path: "\(dir)/unit.db", standard: standard, identity: replica, clock: clock))
+        }
     }
 
     /// Installs the hub's newer standard and reopens the database with it (migrating it);

@@ -110,6 +110,45 @@ struct DashboardBrowserTests {
         #expect(png.count > 20_000 && png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]), "screenshot at \(shot)")
     }
 
+    @Test("every dashboard screen fits a phone (390 px) and a desktop (1280 px) without scrolling sideways, in headless Chromium; screenshots of each")
+    func pagesFitAPhone() throws {
+        let python = Repository.path(".build/playwright-venv/bin/python")
+        try #require(FileManager.default.isExecutableFile(atPath: python), "Playwright is needed for this test; scripts/setup installs it into .build/playwright-venv")
+        let dir = try TemporaryDirectory("ferry-dash-width")
+        defer { dir.remove() }
+        let hubDir = dir.file("hub")
+        _ = try ferry(["hub", "sample", "--dir", hubDir, "--cities", "2", "--counties", "2", "--units", "4", "--years", "1", "--silent-every", "5"])
+        _ = try ferry(["hub", "admin", "add", "--dir", hubDir, "--name", "analyst"], input: "a long enough password\n")
+        let hub = try ChildProcess(FerryBinary.path, ["hub", "serve", "--dir", hubDir, "--listen", "127.0.0.1:0"])
+        defer { hub.stop() }
+        let port = try hub.waitFor("listening on http://127\\.0\\.0\\.1:(\\d+)")
+        let base = "http://127.0.0.1:\(port)"
+        let db = "\(hubDir)/hub.db"
+        let root = try sql(db, "SELECT id FROM org_unit WHERE parent_id IS NULL")
+        let county = try sql(db, "SELECT id FROM org_unit WHERE level = 'county' ORDER BY id LIMIT 1")
+        let unit = try sql(db, "SELECT id FROM org_unit WHERE level = 'unit' ORDER BY id LIMIT 1")
+        let link = try ferry(["hub", "admin", "link", "--dir", hubDir, "--name", "analyst", "--url", base]).trimmingCharacters(in: .whitespacesAndNewlines)
+        // FERRY_SCREENS=docs/screens refreshes the screenshots the README shows.
+        let out = ProcessInfo.processInfo.environment["FERRY_SCREENS"].map { Repository.path($0) } ?? dir.file("screens")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let pages = [
+            "/dashboard?org=\(root)", "/dashboard?org=\(county)", "/dashboard?org=\(unit)", "/dashboard/units?org=\(root)",
+            "/dashboard/conflicts?org=\(root)", "/dashboard/quarantine?org=\(root)",
+        ]
+        let r = try runCommand(python, [Repository.path("scripts/dashboard_check.py"), link, base, out] + pages)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let results = try #require(json?["pages"] as? [[String: Any]], "\(r.stdout) \(r.stderr)")
+        #expect(results.count == pages.count * 2)
+        for p in results {
+            let page = p["page"] as? String ?? "?"
+            let width = p["width"] as? Int ?? 0
+            #expect(p["overflows"] as? Bool == false, "\(page) at \(width) px is \(p["scroll_width"] ?? "?") px wide: it scrolls sideways")
+            let shot = try Data(contentsOf: URL(fileURLWithPath: p["shot"] as? String ?? "/nonexistent"))
+            #expect(shot.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]), "\(page) at \(width) px: no screenshot")
+        }
+    }
+
     @Test("the report API: form login and CSV with a byte-order mark, bearer tokens, and a county account kept to its county")
     func reportAPI() throws {
         let dir = try TemporaryDirectory("ferry-api")

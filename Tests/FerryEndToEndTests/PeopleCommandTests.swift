@@ -1,11 +1,13 @@
 import FerryCore
 import FerryHub
+import FerryHubServer
 import FerryNode
 @testable import FerrySystemd
 import FerryTestSupport
 import FerryTrust
 import FerryWire
 import Foundation
+import GRDB
 import Testing
 
 /// Issue #15: what a clerk and a supervisor see at the terminal, run as the real `ferry`.
@@ -273,5 +275,67 @@ struct OperatorLogTests {
         let line = JournalLogHandler.line(level: .warning, label: "ferry.node", message: "sync failed", fields: ["error": "cut\nagain", "n": "3"], journal: true, now: Date())
         #expect(line == #"<4>level=warning logger=ferry.node msg="sync failed" error="cut\nagain" n=3"#)
         #expect(line.wholeMatch(of: OperatorLogTests.journalLine) != nil)
+    }
+}
+
+/// Issue #15: metrics an operator can alert on, checked by Prometheus's own tool.
+@Suite("The operator's metrics and alerts", .serialized)
+struct OperatorMetricsTests {
+    static let promtool = "/usr/bin/promtool"
+    static var rulesFile: String { Repository.path("deploy/prometheus/ferry-alerts.yml") }
+
+    func scrape(_ port: Int) throws -> String {
+        try runCommand("/usr/bin/curl", ["-s", "--max-time", "10", "http://127.0.0.1:\(port)/metrics"]).stdout
+    }
+
+    @Test("the alert rules pass promtool check rules and name only metrics Ferry serves", .enabled(if: FileManager.default.isExecutableFile(atPath: promtool)))
+    func alertRulesCheck() throws {
+        let r = try runCommand(Self.promtool, ["check", "rules", Self.rulesFile])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let text = try String(contentsOfFile: Self.rulesFile, encoding: .utf8)
+        let named = Set(text.matches(of: /ferry_[a-z_]+/).map { String($0.output) })
+        #expect(!named.isEmpty)
+        for name in named { #expect(MetricsEndpoint.help[name] != nil, "the rules name \(name), which Ferry does not serve") }
+    }
+
+    @Test("a hub's and a node's /metrics pass promtool check metrics: every metric has its HELP; silent units are a gauge", .enabled(if: FileManager.default.isExecutableFile(atPath: promtool)))
+    func metricsPassPromtool() throws {
+        let p = try Province(units: ["u-a", "u-b"])
+        defer { p.shutdown() }
+        try p.sync("u-a")
+        let nodePort = Int.random(in: 30000...39999)
+        let daemon = try ChildProcess(FerryBinary.path, ["node", "run", "--dir", p.nodeDir("u-a"), "--metrics", "127.0.0.1:\(nodePort)"])
+        defer { daemon.stop() }
+        let deadline = Date().addingTimeInterval(30)
+        while !daemon.stderr.contains("sync done") && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        for (who, port) in [("hub", p.metricsPort), ("node", nodePort)] {
+            let text = try scrape(port)
+            #expect(text.contains("# TYPE ferry_"), "\(who): \(text)")
+            let check = try runCommand("/bin/sh", ["-c", "curl -s http://127.0.0.1:\(port)/metrics | \(Self.promtool) check metrics"])
+            #expect(check.status == 0 && check.stdout.isEmpty && check.stderr.isEmpty, "\(who): promtool: \(check.stdout) \(check.stderr)")
+        }
+        let hub = try scrape(p.metricsPort)
+        // u-b never synced: silent; u-a synced just now.
+        #expect(hub.contains("ferry_hub_units 2"), "\(hub)")
+        #expect(hub.contains("ferry_hub_units_silent 1"), "\(hub)")
+    }
+}
+
+/// Issue #15: a full or busy disk is told as such, at the hub and at the node, never as SQL.
+@Suite("Storage failures in words")
+struct StorageFailureWordsTests {
+    @Test("the hub's database failing says which failure it is (disk full, busy, damaged), Chinese and English, without SQLite's text")
+    func hubStorageFailures() {
+        let full = WireError.hubStorage(DatabaseError(resultCode: .SQLITE_FULL, message: "database or disk is full"), doing: "write the batch")
+        #expect(full.code == .unavailable && full.retryable)
+        #expect(full.message.contains("disk is full") && full.message.contains("operator must free disk space"), "\(full.message)")
+        #expect(full.messageZh.contains("磁盘已满"), "\(full.messageZh)")
+        let busy = WireError.hubStorage(DatabaseError(resultCode: .SQLITE_BUSY, message: "database is locked"), doing: "record the request's nonce in its registry")
+        #expect(busy.message.contains("busy") && busy.messageZh.contains("正忙"))
+        let damaged = WireError.hubStorage(DatabaseError(resultCode: .SQLITE_CORRUPT, message: "database disk image is malformed"), doing: "read changes")
+        #expect(damaged.message.contains("restore it from a backup") && damaged.messageZh.contains("已损坏"))
+        for e in [full, busy, damaged] {
+            #expect(!e.message.contains("SQLite") && !e.messageZh.contains("SQLite") && !e.message.contains("malformed"), "\(e.message)")
+        }
     }
 }

@@ -36,18 +36,24 @@ struct PrivateFilesTests {
         return name.contains(".db") || name.hasSuffix(".key") || name == "node.json"
     }
 
+    /// What a running daemon leaves beside its data, no secret but no one else's business
+    /// either: the hub's address and settings (serving.json), the node daemon's lock.
+    static func isStateFile(_ path: String) -> Bool {
+        ["serving.json", "daemon.lock"].contains((path as NSString).lastPathComponent)
+    }
+
     /// Checks the rule on a hub's or node's folder: the folder 0700, every secret file 0600,
     /// nothing anywhere open to others (the standard files are public by nature — the hub
     /// serves them to every node — and sit inside the private folder).
     static func expectPrivate(_ root: String, mustHold: [String]) throws {
         let all = try modes(under: root)
         #expect(all[0].mode == 0o700, "\(root) is \(String(all[0].mode, radix: 8))")
-        for f in all where holdsSecrets(f.path) {
+        for f in all where holdsSecrets(f.path) || isStateFile(f.path) {
             #expect(f.mode == 0o600, "\(f.path) is \(String(f.mode, radix: 8))")
         }
         for f in all {
             #expect(f.mode & 0o022 == 0, "\(f.path) is writable by others: \(String(f.mode, radix: 8))")
-            #expect(f.isFolder || holdsSecrets(f.path) || f.path.hasSuffix(".toml"), "unexpected file \(f.path)")
+            #expect(f.isFolder || holdsSecrets(f.path) || isStateFile(f.path) || f.path.hasSuffix(".toml"), "unexpected file \(f.path)")
         }
         let names = Set(all.map { ($0.path as NSString).lastPathComponent })
         for name in mustHold { #expect(names.contains(name), "\(root) lacks \(name); present: \(names.sorted())") }

@@ -85,7 +85,7 @@ struct IndicatorOracle {
 @Suite("The supervisor's view: indicators, freshness, scopes, resolutions")
 struct SupervisorViewTests {
     static let shape = ProvinceShape(cities: 2, countiesPerCity: 1, unitsPerCounty: 3, years: 1, seed: 7)
-    static let now: UInt64 = 1_795_996_800_000  // 2026-12-01 00:00 UTC
+    static let now: UInt64 = 1_795_996_800_000  // 2026-11-30 00:00 UTC
 
     func sampleHub(_ dir: TemporaryDirectory, silentEvery: Int = 4) throws -> SampleHub.Summary {
         try SampleHub.build(directory: dir.file("hub"), shape: Self.shape, silentEvery: silentEvery, now: Self.now)
@@ -100,6 +100,33 @@ struct SupervisorViewTests {
 
     func expectClose(_ a: Double, _ b: Double, _ what: @autoclosure () -> String) {
         #expect(abs(a - b) <= 1e-6 * max(1, abs(b)), "\(what()): \(a) vs \(b)")
+    }
+
+    @Test("on the hub's today a running period's figures are 'in progress', day N of M, never a miss; an ended period's shortfall is a miss")
+    func periodsInProgress() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        _ = try sampleHub(dir)
+        let view = try view(dir)  // the hub's today: 2026-11-30, the last day of November
+        let root = try view.tree().roots[0]
+        let now = try view.report(org: root, root: root)
+        #expect(!now.figures.isEmpty)
+        for f in now.figures {
+            let period = try #require(ReportPeriod(label: f.period))
+            #expect(f.days == period.dayCount && f.inProgress, "\(f.id) \(f.period)")
+            #expect(f.status != .missed, "\(f.id): below target on day \(f.daysElapsed) of \(f.days) is not a miss")
+            if period.kind == .month { #expect(f.daysElapsed == 30 && f.days == 30, "\(f.id)") }
+            if period.kind == .quarter { #expect(f.daysElapsed == 61 && f.days == 92, "\(f.id)") }
+            if period.kind == .year { #expect(f.daysElapsed == 334 && f.days == 365, "\(f.id)") }
+        }
+        #expect(now.figures.contains { $0.status == .inProgress }, "some indicator is below target so far: \(now.figures.map { "\($0.id)=\($0.status)" })")
+        let past = try view.report(org: root, root: root, at: "2026-06-15")
+        for f in past.figures where ReportPeriod(label: f.period)!.kind != .year {
+            #expect(!f.inProgress && f.daysElapsed == f.days && f.status != .inProgress, "\(f.id) \(f.period)")
+        }
+        #expect(ReportPeriod(kind: .month, year: 2024, index: 2).dayCount == 29 && ReportPeriod(kind: .month, year: 2100, index: 2).dayCount == 28)
+        #expect(ReportPeriod(kind: .quarter, year: 2026, index: 4).dayNumber(of: "2026-12-01") == 62)
+        #expect(ReportPeriod(kind: .year, year: 2026, index: 1).lastDay == "2026-12-31")
     }
 
     @Test("every indicator at every org node and in several periods equals an independent count of the rows")
