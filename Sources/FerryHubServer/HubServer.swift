@@ -333,21 +333,24 @@ public struct HubServer: Sendable {
                 if e.code == .truncated { partials.keep(node: nodeKey, sha256: claimed, bytes: held + part) }
                 return refuse(nonce: nonce, e)
             }
-            // The whole body is kept too, until the node's next exchange: if the answer is
-            // lost on the way, the node learns that the hub has all of it and sends none of it
-            // again (applying the same exchange twice is harmless).
-            if raw.count >= PartialUploads.minimumBytes && Trust.sha256Hex(raw) == claimed {
-                partials.keep(node: nodeKey, sha256: claimed, bytes: raw)
-            } else {
-                partials.drop(node: nodeKey)
-            }
         } else {
             switch await readBody(&request, limit: maxBody) {
             case .success(let bytes): raw = bytes
             case .failure(let e): return refuse(nonce: nonce, e)
             }
         }
-        guard Trust.sha256Hex(raw) == claimed else {
+        let intact = Trust.sha256Hex(raw) == claimed
+        if route == .exchange {
+            // The whole body is kept too, until the node's next exchange: if the answer is
+            // lost on the way, the node learns that the hub has all of it and sends none of it
+            // again (applying the same exchange twice is harmless). A damaged one is dropped.
+            if intact && raw.count >= PartialUploads.minimumBytes {
+                partials.keep(node: nodeKey, sha256: claimed, bytes: raw)
+            } else {
+                partials.drop(node: nodeKey)
+            }
+        }
+        guard intact else {
             let count = raw.count
             await offload { hub.noteDamagedBody(node: node, method: method, path: path, bytes: count, client: address) }
             return wire.failure(

@@ -169,14 +169,7 @@ public final class ReplicaStore: Sendable {
                 let format = try Int.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'format'")
                 let follows = try String.fetchOne(db, sql: "SELECT value FROM ferry_state WHERE key = 'standard'")
                 guard (format ?? 1) >= Self.format, follows == standard.version.description else { throw StoreError.needsUpgrade }
-                for row in try Row.fetchAll(db, sql: "SELECT id, name FROM ferry_tables") {
-                    let id: Int = row[0]
-                    let name: String = row[1]
-                    if let t = standard.table(named: name) {
-                        ids[name] = id
-                        byID[id] = t
-                    }
-                }
+                (ids, byID) = try Self.tableNumbers(db, standard)
             }
             tableIDs = ids
             tablesByID = byID
@@ -195,14 +188,7 @@ public final class ReplicaStore: Sendable {
                 try Self.createOrMigrate(db, t, role: role)
                 try db.execute(sql: "INSERT OR IGNORE INTO ferry_tables(name) VALUES (?)", arguments: [t.name])
             }
-            for row in try Row.fetchAll(db, sql: "SELECT id, name FROM ferry_tables") {
-                let id: Int = row[0]
-                let name: String = row[1]
-                if let t = standard.table(named: name) {
-                    ids[name] = id
-                    byID[id] = t
-                }
-            }
+            (ids, byID) = try Self.tableNumbers(db, standard)
             for t in standard.tables {
                 for sql in SchemaSQL.triggers(t, tableID: ids[t.name]!, role: role, standard: standard) {
                     try db.execute(sql: sql)
@@ -224,6 +210,21 @@ public final class ReplicaStore: Sendable {
         if let beside = Self.readEpochFile(path), beside > (try epoch()) {
             try beginIncarnation(atLeast: beside)
         }
+    }
+
+    /// The number each of the standard's tables has in this database (`ferry_tables`).
+    static func tableNumbers(_ db: Database, _ standard: Standard) throws -> ([String: Int], [Int: TableDefinition]) {
+        var ids: [String: Int] = [:]
+        var byID: [Int: TableDefinition] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT id, name FROM ferry_tables") {
+            let id: Int = row[0]
+            let name: String = row[1]
+            if let t = standard.table(named: name) {
+                ids[name] = id
+                byID[id] = t
+            }
+        }
+        return (ids, byID)
     }
 
     static var migrator: DatabaseMigrator {

@@ -46,6 +46,23 @@ struct DashboardBrowserTests {
         return r.stdout
     }
 
+    /// A sample province of 16 units (every fifth silent) with an analyst's account, served on
+    /// a free port: its folder, the hub process, its URL.
+    func servedSample(_ dir: TemporaryDirectory) throws -> (String, ChildProcess, String) {
+        let hubDir = dir.file("hub")
+        let made = try ferry(["hub", "sample", "--dir", hubDir, "--cities", "2", "--counties", "2", "--units", "4", "--years", "1", "--silent-every", "5"])
+        #expect(made.contains("16 units"), "\(made)")
+        _ = try ferry(["hub", "admin", "add", "--dir", hubDir, "--name", "analyst"], input: "a long enough password\n")
+        let hub = try ChildProcess(FerryBinary.path, ["hub", "serve", "--dir", hubDir, "--listen", "127.0.0.1:0"])
+        do {
+            let port = try hub.waitFor("listening on http://127\\.0\\.0\\.1:(\\d+)")
+            return (hubDir, hub, "http://127.0.0.1:\(port)")
+        } catch {
+            hub.stop()
+            throw error
+        }
+    }
+
     func cell(_ dom: String, row: String, indicator: String) -> Double? {
         guard let start = dom.range(of: "data-row=\"\(row)\"") else { return nil }
         let rest = dom[start.upperBound...]
@@ -58,14 +75,8 @@ struct DashboardBrowserTests {
     func dashboardInChromium() throws {
         let dir = try TemporaryDirectory("ferry-dash")
         defer { dir.remove() }
-        let hubDir = dir.file("hub")
-        let made = try ferry(["hub", "sample", "--dir", hubDir, "--cities", "2", "--counties", "2", "--units", "4", "--years", "1", "--silent-every", "5"])
-        #expect(made.contains("16 units"), "\(made)")
-        _ = try ferry(["hub", "admin", "add", "--dir", hubDir, "--name", "analyst"], input: "a long enough password\n")
-        let hub = try ChildProcess(FerryBinary.path, ["hub", "serve", "--dir", hubDir, "--listen", "127.0.0.1:0"])
+        let (hubDir, hub, base) = try servedSample(dir)
         defer { hub.stop() }
-        let port = try hub.waitFor("listening on http://127\\.0\\.0\\.1:(\\d+)")
-        let base = "http://127.0.0.1:\(port)"
         let db = "\(hubDir)/hub.db"
 
         // No login, no data.
@@ -116,13 +127,8 @@ struct DashboardBrowserTests {
         try #require(FileManager.default.isExecutableFile(atPath: python), "Playwright is needed for this test; scripts/setup installs it into .build/playwright-venv")
         let dir = try TemporaryDirectory("ferry-dash-width")
         defer { dir.remove() }
-        let hubDir = dir.file("hub")
-        _ = try ferry(["hub", "sample", "--dir", hubDir, "--cities", "2", "--counties", "2", "--units", "4", "--years", "1", "--silent-every", "5"])
-        _ = try ferry(["hub", "admin", "add", "--dir", hubDir, "--name", "analyst"], input: "a long enough password\n")
-        let hub = try ChildProcess(FerryBinary.path, ["hub", "serve", "--dir", hubDir, "--listen", "127.0.0.1:0"])
+        let (hubDir, hub, base) = try servedSample(dir)
         defer { hub.stop() }
-        let port = try hub.waitFor("listening on http://127\\.0\\.0\\.1:(\\d+)")
-        let base = "http://127.0.0.1:\(port)"
         let db = "\(hubDir)/hub.db"
         let root = try sql(db, "SELECT id FROM org_unit WHERE parent_id IS NULL")
         let county = try sql(db, "SELECT id FROM org_unit WHERE level = 'county' ORDER BY id LIMIT 1")
