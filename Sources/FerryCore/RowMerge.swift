@@ -238,3 +238,41 @@ public enum RowMerge {
         return plan
     }
 }
+
+extension ConflictKind {
+    /// For a clerk or a supervisor reading Chinese.
+    public var labelZh: String {
+        switch self {
+        case .concurrentEdit: return "同时修改"
+        case .editOfDeletedRow: return "修改了已删除的记录"
+        case .deletedByPeer: return "修改被对方删除"
+        case .replacedByReinsert: return "修改被重新录入替换"
+        case .superseded: return "已被后来的修改取代"
+        }
+    }
+}
+
+extension ConflictStatus {
+    /// For a clerk or a supervisor reading Chinese.
+    public var labelZh: String {
+        switch self {
+        case .overwritten: return "已被覆盖（可恢复）"
+        case .held: return "待人工处理"
+        case .resolved: return "已处理"
+        case .restored: return "已恢复"
+        case .history: return "历史记录"
+        }
+    }
+}
+
+extension ConflictPolicy {
+    /// For a clerk or a supervisor reading Chinese.
+    public var labelZh: String {
+        switch self {
+        case .lww: return "后改为准"
+        case .supervisorWins: return "上级为准"
+        case .appendOnly: return "只增不改"
+        case .review: return "人工审核"
+        }
+    }
+}

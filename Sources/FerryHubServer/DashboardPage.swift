@@ -181,7 +181,7 @@ enum DashboardPage {
         s += "<table><tr><th>id</th><th>\(l.t("单位", "Unit"))</th><th>\(l.t("记录", "Record"))</th><th>\(l.t("当前值", "Current"))</th><th>\(l.t("另一方", "Other side"))</th><th>\(l.t("处理", "Resolve"))</th></tr>"
         for c in list {
             s += """
-                <tr data-conflict="\(c.id)"><td>\(c.id)</td><td>\(F.html(c.unitID ?? "—"))</td><td>\(F.html(c.table)).\(F.html(c.column))<br><span class="muted">\(F.html(c.key)) · \(F.html(c.policy))</span></td>
+                <tr data-conflict="\(c.id)"><td>\(c.id)</td><td>\(F.html(c.unitID ?? "—"))</td><td>\(F.html(c.table)).\(F.html(c.column))<br><span class="muted">\(F.html(c.key)) · \(F.html(l.policy(c.policy)))</span></td>
                 <td>\(F.html(c.currentValue ?? l.t("（已删除）", "(deleted)")))<br><span class="muted">\(F.html(c.currentOrigin ?? "—")) · \(F.time(c.currentTime))</span></td>
                 <td>\(F.html(c.otherValue))<br><span class="muted">\(F.html(c.otherOrigin)) · \(F.time(c.otherTime))</span></td>
                 <td><form method="post" action="/dashboard/conflicts"><input type="hidden" name="csrf" value="\(F.html(chrome.csrf))"><input type="hidden" name="org" value="\(F.html(org.id))"><input type="hidden" name="id" value="\(c.id)">

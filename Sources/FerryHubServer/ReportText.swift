@@ -49,6 +49,12 @@ public enum ReportLanguage: String, Sendable {
         return t("进行中 · 第 \(f.daysElapsed)/\(f.days) 天", "in progress · day \(f.daysElapsed) of \(f.days)")
     }
 
+    /// A conflict's status, kind and policy as the hub stores them (`overwritten`, `lww`, …),
+    /// in this language.
+    public func conflictStatus(_ raw: String) -> String { ConflictStatus(rawValue: raw).map { t($0.labelZh, raw) } ?? raw }
+    public func conflictKind(_ raw: String) -> String { ConflictKind(rawValue: raw).map { t($0.labelZh, raw) } ?? raw }
+    public func policy(_ raw: String) -> String { ConflictPolicy(rawValue: raw).map { t($0.labelZh, raw) } ?? raw }
+
     public func contact(_ c: UnitContact) -> String {
         switch c {
         case .current: return t("正常", "in touch")
@@ -217,7 +223,7 @@ public enum ReportTables {
              l.t("状态", "status"), l.t("当前值", "current value"), l.t("当前来源", "current origin"), l.t("当前时间", "current time"),
              l.t("另一方值", "other value"), l.t("另一方来源", "other origin"), l.t("另一方时间", "other time"), l.t("记录时间", "recorded")],
             items.map { c in
-                [String(c.id), c.unitID ?? "—", c.table, c.key, c.column, c.policy, c.status, c.currentValue ?? l.t("（已删除）", "(deleted)"),
+                [String(c.id), c.unitID ?? "—", c.table, c.key, c.column, l.policy(c.policy), l.conflictStatus(c.status), c.currentValue ?? l.t("（已删除）", "(deleted)"),
                  c.currentOrigin ?? "—", ReportFormat.time(c.currentTime), c.otherValue, c.otherOrigin, ReportFormat.time(c.otherTime),
                  ReportFormat.time(c.recordedAt)]
             }

@@ -777,7 +777,9 @@ func printConflicts(_ store: ReplicaStore, _ language: Language) {
     for c in list {
         let key = c.key.map(\.description).joined(separator: ",")
         // Values, keys and origins were written at a unit: never let them drive the terminal.
-        print(ReportFormat.terminal("#\(c.id) \(c.status.rawValue) \(c.table)(\(key)).\(c.column): \(language.say("被覆盖的值", "lost value")) \(c.lostValue) \(language.say("来自", "from")) \(c.lostOrigin); \(language.say("保留", "kept")) \(c.winnerOrigin.map(\.rawValue) ?? "-") [\(c.kind.rawValue), \(c.policy.rawValue)]"))
+        let status = language.say(c.status.labelZh, c.status.rawValue)
+        let why = language.say("\(c.kind.labelZh)，\(c.policy.labelZh)", "\(c.kind.rawValue), \(c.policy.rawValue)")
+        print(ReportFormat.terminal("#\(c.id) \(status) \(c.table)(\(key)).\(c.column): \(language.say("被覆盖的值", "lost value")) \(c.lostValue) \(language.say("来自", "from")) \(c.lostOrigin); \(language.say("保留", "kept")) \(c.winnerOrigin.map(\.rawValue) ?? "-") [\(why)]"))
     }
 }
 

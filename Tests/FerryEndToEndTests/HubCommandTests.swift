@@ -38,6 +38,10 @@ struct HubCommandTests {
         #expect(listed.stdout.contains("member('m1').name: lost value") && listed.stdout.contains("from \(fixture.nodeID)"), "\(listed.stdout)")
         let zh = try ferry(["hub", "conflicts", "--dir", fixture.hubDir, "--lang", "zh"])
         #expect(zh.status == 0 && zh.stdout.contains("被覆盖的值"), "\(zh.stdout) \(zh.stderr)")
+        // Chinese throughout: no English status, kind or policy words among the Chinese.
+        for word in ["overwritten", "resolved", "held", "concurrent-edit", "lww", "supervisor-wins", "review"] {
+            #expect(!zh.stdout.contains(word), "the Chinese list says '\(word)': \(zh.stdout)")
+        }
     }
 
     @Test("no listing of unit- or node-written text lets an escape sequence reach the terminal; each shows it as visible escapes")
