@@ -49,10 +49,9 @@ public enum ReportLanguage: String, Sendable {
         return t("进行中 · 第 \(f.daysElapsed)/\(f.days) 天", "in progress · day \(f.daysElapsed) of \(f.days)")
     }
 
-    /// A conflict's status, kind and policy as the hub stores them (`overwritten`, `lww`, …),
+    /// A conflict's status and policy as the hub stores them (`overwritten`, `lww`, …),
     /// in this language.
     public func conflictStatus(_ raw: String) -> String { ConflictStatus(rawValue: raw).map { t($0.labelZh, raw) } ?? raw }
-    public func conflictKind(_ raw: String) -> String { ConflictKind(rawValue: raw).map { t($0.labelZh, raw) } ?? raw }
     public func policy(_ raw: String) -> String { ConflictPolicy(rawValue: raw).map { t($0.labelZh, raw) } ?? raw }
 
     public func contact(_ c: UnitContact) -> String {

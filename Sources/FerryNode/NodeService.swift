@@ -30,7 +30,7 @@ public struct SystemLoopClock: LoopClock {
 /// moved data, a growing backoff after one that moved nothing, the schedule's pace for one that
 /// needs a person). Writes do not cut a failure's wait short: a link that is down or a hub that
 /// asked for Retry-After is not tried sooner because the clerk keeps typing.
-public struct SyncSchedule: Sendable, Equatable {
+public struct SyncSchedule: Sendable {
     public var intervalSeconds: Double
     public var debounceSeconds: Double
     public private(set) var retry: SyncRetry
@@ -44,11 +44,6 @@ public struct SyncSchedule: Sendable, Equatable {
         self.intervalSeconds = intervalSeconds
         self.debounceSeconds = debounceSeconds
         self.retry = SyncRetry(policy: retry)
-    }
-
-    public static func == (a: SyncSchedule, b: SyncSchedule) -> Bool {
-        a.intervalSeconds == b.intervalSeconds && a.debounceSeconds == b.debounceSeconds && a.retry == b.retry && a.dueAt == b.dueAt
-            && a.writesBringForward == b.writesBringForward && a.writes?.count == b.writes?.count && a.writes?.since == b.writes?.since
     }
 
     /// A sync completed at `now`; `again`: the next one is due at once (after a restore was
