@@ -108,7 +108,7 @@ extension Changeset {
                             QuarantinedRow(
                                 table: t.name, rowIndex: rowIndex, key: row.key, scope: row.scope, column: cell.column, value: value,
                                 reason: "\(t.name).\(cell.column) value \(value) \(p.english)",
-                                reasonZh: "\(t.name).\(cell.column) 的值 \(value) \(p.chinese)"))
+                                reasonZh: "\(def.chineseName(of: cell.column))的值 \(value) \(p.chinese)"))
                         continue rows
                     }
                     if let i = pk.firstIndex(of: cell.column), row.key[i] != value {

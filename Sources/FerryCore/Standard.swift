@@ -341,6 +341,27 @@ public struct TableDefinition: Hashable, Sendable {
         return false
     }
 
+    /// The table and a column as a Chinese text names them for a clerk: the standard's
+    /// labels, the ids beside them for whoever must find them in the database
+    /// (「党员」的「党员状态」(member.status)).
+    public func chineseName(of column: String) -> String {
+        let c = self.column(named: column)?.label?.zh ?? column
+        return "「\(label?.zh ?? name)」的「\(c)」(\(name).\(column))"
+    }
+
+    /// The table as a Chinese text names it: 「党员」(member).
+    public var chineseName: String { "「\(label?.zh ?? name)」(\(name))" }
+
+    /// The column a person would name a record by on a screen (a member's name, a
+    /// meeting's topic, a course's title): the first synced, unmasked text column called
+    /// `name`, `title`, `topic` or `subject`; nil when the table has none (its key is shown).
+    public var titleColumn: String? {
+        for wanted in ["name", "title", "topic", "subject"] {
+            if let c = column(named: wanted), c.type == .text, c.classification == .full, !primaryKey.contains(wanted) { return c.name }
+        }
+        return nil
+    }
+
     /// Indices of the columns that carry synced values, in column order.
     public var syncedColumnIndices: [Int] { columns.indices.filter { columns[$0].isSynced } }
     public var primaryKeyIndices: [Int] { primaryKey.map { columnIndex(named: $0)! } }

@@ -42,7 +42,7 @@ public enum SampleHub {
         var silent: [String] = []
         var absent: [String] = []
         for (i, u) in province.units.enumerated() {
-            statements += try sync(unit: u.id, province: province, hub: hub)
+            statements += try sync(unit: u.id, province: province, hub: hub, decisions: i % silentEvery == 3 && i < silentEvery * 3)
             let day: UInt64 = 86_400_000
             let lastSync: UInt64?
             switch i % silentEvery {
@@ -67,8 +67,12 @@ public enum SampleHub {
         return Summary(units: province.units.count, statements: statements, silentUnits: silent, notEnrolled: absent)
     }
 
-    /// Writes one unit's history into a replica of its own and pushes it to the hub.
-    public static func sync(unit: String, province: SampleProvince, hub: Hub) throws -> Int {
+    /// Writes one unit's history into a replica of its own and pushes it to the hub. With
+    /// `decisions`, the unit also leaves the supervisor something to decide, the way it
+    /// happens in the field: a member's position corrected at the hub while the clerk
+    /// changed it too (a conflict the hub's edit won), and a status the standard does not
+    /// allow, as from a node on an unpublished standard (a quarantined value).
+    public static func sync(unit: String, province: SampleProvince, hub: Hub, decisions: Bool = false) throws -> Int {
         let node = try NodeID("sample-\(unit)")
         let replica = try ReplicaStore(
             path: ":memory:", standard: hub.store.standard, identity: ReplicaIdentity(node: node, role: .unit(unit)), clock: SystemClock())
@@ -78,16 +82,36 @@ public enum SampleHub {
             try hub.store.acknowledge(cs.batch, from: node)
         }
         var count = 0
+        var members: [Value] = []
         try province.unitStatements(unit) { chunk in
             try replica.executeAll(chunk.map { (sql: $0.sql, arguments: $0.arguments) })
             count += chunk.count
+            if members.count < 2 { members += chunk.filter { $0.sql.hasPrefix("INSERT INTO member ") }.prefix(2 - members.count).compactMap(\.arguments.first) }
         }
         let hubID = hub.nodeID
-        while let cs = try replica.extract(for: Peer(id: hubID, direction: .upstream), maxBytes: 1 << 20) {
-            try hub.store.apply(cs, sender: .unit(unit), quarantine: true)
-            try replica.acknowledge(cs.batch, from: hubID)
+        func push(tamper: (inout Changeset) -> Void = { _ in }) throws {
+            while var cs = try replica.extract(for: Peer(id: hubID, direction: .upstream), maxBytes: 1 << 20) {
+                tamper(&cs)
+                try hub.store.apply(cs, sender: .unit(unit), quarantine: true)
+                try replica.acknowledge(cs.batch, from: hubID)
+            }
         }
-        return count
+        try push()
+        guard decisions, members.count == 2 else { return count }
+        try hub.store.execute("UPDATE member SET position = '党支部书记' WHERE id = ?", [members[0]])
+        try replica.execute("UPDATE member SET position = '组织委员' WHERE id = ?", [members[0]])
+        try push()
+        try replica.execute("UPDATE member SET status = 'probationary' WHERE id = ?", [members[1]])
+        try push { cs in
+            for t in cs.tables.indices where cs.tables[t].name == "member" {
+                for r in cs.tables[t].rows.indices {
+                    cs.tables[t].rows[r].cells = cs.tables[t].rows[r].cells.map {
+                        $0.column == "status" ? CellChange(column: "status", value: .text("retired"), version: $0.version) : $0
+                    }
+                }
+            }
+        }
+        return count + 3
     }
 
     /// The day after `date` (`YYYY-MM-DD`), for the first day of changes after a sample's history.

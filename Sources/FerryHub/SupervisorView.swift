@@ -22,6 +22,9 @@ public struct IndicatorFigure: Sendable, Equatable, Codable {
     public struct Point: Sendable, Equatable, Codable {
         public var period: String
         public var value: Double?
+        /// Judged as the figure itself is (the same goal and direction; a period still
+        /// running and below its goal is `inProgress`), so a bar's colour matches the table.
+        public var status: TargetStatus
     }
     public var id: String
     public var labelZh: String
@@ -100,6 +103,8 @@ public struct IndicatorReport: Sendable, Equatable, Codable {
     public var children: [BreakdownRow]
     public var industries: [BreakdownRow]
     public var silentGroups: [SilentGroup]
+    /// When `org` is a unit: how it keeps in touch (its page shows this, not counts of one).
+    public var unit: UnitFreshness?
 }
 
 /// How one unit keeps in touch.
@@ -122,6 +127,19 @@ public struct UnitFreshness: Sendable, Equatable, Codable {
     public var daysSinceSync: Int?
 }
 
+/// How a screen names a record: the unit it belongs to, the standard's labels for its
+/// table and column, and the record's own title (a member's name), beside the raw ids.
+public struct RecordNames: Sendable, Equatable, Codable {
+    public var unitName: String?
+    public var tableZh: String
+    public var tableEn: String
+    public var columnZh: String
+    public var columnEn: String
+    /// The value of the table's title column at the hub (`TableDefinition.titleColumn`),
+    /// when it has one and holds the row.
+    public var record: String?
+}
+
 /// A conflict as a supervisor reviews it: both sides, their origins and times.
 public struct ConflictItem: Sendable, Equatable, Codable {
     public var id: Int64
@@ -129,6 +147,7 @@ public struct ConflictItem: Sendable, Equatable, Codable {
     public var key: String
     public var column: String
     public var unitID: String?
+    public var names: RecordNames
     public var kind: String
     public var status: String
     public var policy: String
@@ -149,9 +168,11 @@ public struct QuarantineItem: Sendable, Equatable, Codable {
     public var key: String
     public var column: String
     public var unitID: String?
+    public var names: RecordNames
     public var origin: String
     public var value: String
     public var reason: String
+    public var reasonZh: String
     public var receivedAt: UInt64
     public var status: String
 }
@@ -249,7 +270,12 @@ public final class SupervisorView: Sendable {
                 numerator: t.numerator, denominator: i.denominator == nil ? nil : t.denominator,
                 target: i.target.map { i.denominator == nil ? $0 * Double(max(unitCount, 1)) : $0 },
                 status: status,
-                series: period.trailing(seriesLength).map { IndicatorFigure.Point(period: $0.label, value: facts.totals(i, period: $0, in: parts).value(of: i)) },
+                series: period.trailing(seriesLength).map { p in
+                    let v = facts.totals(i, period: p, in: parts).value(of: i)
+                    var s = TargetStatus.of(v, indicator: i, units: unitCount)
+                    if s == .missed && today >= p.firstDay && today <= p.lastDay { s = .inProgress }
+                    return IndicatorFigure.Point(period: p.label, value: v, status: s)
+                },
                 days: period.dayCount, daysElapsed: elapsed, inProgress: running)
         }
         func values(_ parts: [String: [String: [String: Double]]]) -> [String: Double] {
@@ -284,7 +310,7 @@ public final class SupervisorView: Sendable {
             org: ref(node), path: path.map(ref), at: day, industry: industry, units: unitCount,
             silentUnits: freshness.filter { $0.contact == .silent && (industry == nil || $0.industry == industry) }.count,
             silentAfterDays: silentAfterDays, figures: figures, children: children, industries: industries,
-            silentGroups: Self.silentGroups(freshness))
+            silentGroups: Self.silentGroups(freshness), unit: node.level == "unit" ? freshness.first { $0.unitID == org } : nil)
     }
 
     static func day(_ millis: UInt64) -> String {
@@ -365,6 +391,7 @@ public final class SupervisorView: Sendable {
                 let version = try store.cellVersion(table: c.table, key: c.key, scope: c.scope, column: c.column)
                 return ConflictItem(
                     id: c.id, table: c.table, key: c.key.map(Self.text).joined(separator: ", "), column: c.column, unitID: unit,
+                    names: try self.names(table: c.table, key: c.key, scope: c.scope, column: c.column, unit: unit, tree),
                     kind: c.kind.rawValue, status: c.status.rawValue, policy: c.policy.rawValue, currentValue: current.map(Self.text),
                     currentOrigin: version?.origin.rawValue, currentTime: version.map { $0.clock.physicalMillis },
                     otherValue: Self.text(c.lostValue), otherOrigin: c.lostOrigin.rawValue, otherTime: c.lostClock.physicalMillis,
@@ -416,7 +443,9 @@ public final class SupervisorView: Sendable {
             }.map {
                 QuarantineItem(
                     id: $0.id, table: $0.table, key: $0.key.map(Self.text).joined(separator: ", "), column: $0.column, unitID: $0.scope,
-                    origin: $0.origin, value: Self.text($0.value), reason: $0.reason, receivedAt: $0.receivedAt, status: $0.status)
+                    names: try self.names(table: $0.table, key: $0.key, scope: $0.scope, column: $0.column, unit: $0.scope, tree),
+                    origin: $0.origin, value: Self.text($0.value), reason: $0.reason, reasonZh: $0.reasonZh, receivedAt: $0.receivedAt,
+                    status: $0.status)
             }.reversed()
         }
     }
@@ -432,6 +461,16 @@ public final class SupervisorView: Sendable {
         let what = value.map { "corrected to \(Self.text($0))" } ?? "discarded"
         hub.registry.recordResolution(
             admin: admin, unit: item.unitID, detail: "quarantine \(id) \(item.table).\(item.column) [\(item.key)] \(item.value): \(what)", now: hub.now())
+    }
+
+    /// The names a screen shows for a record instead of its ids.
+    func names(table: String, key: [Value], scope: String?, column: String, unit: String?, _ tree: OrgTree) throws -> RecordNames {
+        let t = hub.store.standard.table(named: table)
+        let c = t?.column(named: column)
+        let record = try t?.titleColumn.flatMap { try hub.store.currentValue(table: table, key: key, scope: scope, column: $0) }
+        return RecordNames(
+            unitName: unit.flatMap { tree[$0]?.name }, tableZh: t?.label?.zh ?? table, tableEn: t?.label?.en ?? table,
+            columnZh: c?.label?.zh ?? column, columnEn: c?.label?.en ?? column, record: record.flatMap { $0.isNull ? nil : Self.text($0) })
     }
 
     /// Reads a supervisor's typed text as a value of the column's type, checked against the standard.

@@ -16,7 +16,9 @@ enum DashboardPage {
         main{flex:1;min-width:0}section{background:#fff;border-radius:6px;padding:12px 16px;margin-bottom:16px}
         h2{font-size:16px;margin:0 0 8px}table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:middle}
         th{background:#fafafa;font-weight:600}#children td:first-child,#industries td:first-child{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
-        .met{color:#1b5e20}.missed{color:#b71c1c;font-weight:600}.in_progress{color:#8a5a00}.silent{color:#b71c1c;font-weight:600}.muted{color:#6b7280}
+        .met{color:#2e7d32}.missed{color:#c62828;font-weight:600}.in_progress{color:#8a5a00}
+        .legend{font-size:12px;color:#6b7280}.swatch{margin-right:12px;white-space:nowrap}.swatch i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:-1px}.swatch i.dash{height:0;width:14px;border-top:2px dashed #1f2328;vertical-align:3px}
+        tr.refused{background:#fdecea}.silent{color:#b71c1c;font-weight:600}.muted{color:#6b7280}
         .cards{display:flex;gap:12px;margin-bottom:16px}.card{background:#fff;border-radius:6px;padding:10px 16px;min-width:140px}.card b{font-size:22px;display:block}
         .crumbs a{color:#b71c1c}form.inline{display:inline}input,select,button{font:inherit}.links a{margin-right:14px}
         .error{background:#fdecea;border:1px solid #f5c2c0;padding:8px 12px;border-radius:6px;margin-bottom:12px}
@@ -36,6 +38,8 @@ enum DashboardPage {
         var csrf: String
         var title: String
         var root: String
+        /// The hub's own node id: the origin of what its supervisors wrote.
+        var hubNode: String
     }
 
     static func document(_ title: String, lang: ReportLanguage, body: String) -> String {
@@ -84,24 +88,51 @@ enum DashboardPage {
         "<div class=\"crumbs\">" + path.map { "<a href=\"\(link("/dashboard", [("org", $0.id), ("at", at)]))\">\(F.html($0.name))</a>" }.joined(separator: " › ") + "</div>"
     }
 
-    /// Bars of the last periods with the target as a dashed line: enough to see a trend.
-    static func chart(_ f: IndicatorFigure) -> String {
-        let w = 168.0, h = 44.0, gap = 4.0
+    /// The colours of a figure's state, the same in the table, the bars and the legend:
+    /// green met, red below target, amber a period still in progress, grey no target.
+    static let colours: [TargetStatus: String] = [.met: "#2e7d32", .missed: "#c62828", .inProgress: "#d79b00", .noTarget: "#78909c", .noData: "#cfd8dc"]
+
+    /// Bars of the last periods, each coloured by its own state, with the target as a
+    /// dashed line, the first and last period named below and the scale's top beside:
+    /// enough to see a trend without reading the table.
+    static func chart(_ f: IndicatorFigure, lang l: ReportLanguage) -> String {
+        let w = 200.0, plot = 40.0, h = 56.0, left = 30.0, gap = 4.0
         let values = f.series.map { $0.value ?? 0 }
         let top = max((values + [f.target ?? 0]).max() ?? 1, 1e-9) * 1.1
-        let bw = (w - gap * Double(f.series.count - 1)) / Double(max(f.series.count, 1))
-        var svg = "<svg class=\"chart\" width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" role=\"img\" aria-label=\"\(F.html(f.id))\">"
+        let n = max(f.series.count, 1)
+        let bw = (w - left - gap * Double(n - 1)) / Double(n)
+        let name = l.t(f.labelZh, f.labelEn)
+        var svg = "<svg class=\"chart\" width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" role=\"img\" aria-label=\"\(F.html(l.t("\(name)近 \(f.series.count) 期走势", "\(name), last \(f.series.count) periods")))\">"
+        // The value axis: its top and zero, so a bar's height means something.
+        svg += "<line x1=\"\(Int(left) - 3)\" x2=\"\(Int(left) - 3)\" y1=\"0\" y2=\"\(Int(plot))\" stroke=\"#9ca3af\"/><line x1=\"\(Int(left) - 3)\" x2=\"\(Int(w))\" y1=\"\(Int(plot))\" y2=\"\(Int(plot))\" stroke=\"#9ca3af\"/>"
+        svg += "<text class=\"axis\" x=\"\(Int(left) - 5)\" y=\"9\" text-anchor=\"end\" font-size=\"9\" fill=\"#6b7280\">\(F.html(F.number(top / 1.1)))</text>"
+        svg += "<text class=\"axis\" x=\"\(Int(left) - 5)\" y=\"\(Int(plot))\" text-anchor=\"end\" font-size=\"9\" fill=\"#6b7280\">0</text>"
         for (i, p) in f.series.enumerated() {
             let v = p.value ?? 0
-            let bh = max(v / top * (h - 2), p.value == nil ? 0 : 1)
-            let met = f.target.map { v >= $0 } ?? true
-            svg += "<rect x=\"\(F.number(Double(i) * (bw + gap)))\" y=\"\(F.number(h - bh))\" width=\"\(F.number(bw))\" height=\"\(F.number(bh))\" fill=\"\(met ? "#c62828" : "#ef9a9a")\"><title>\(F.html(p.period)): \(F.number(p.value))</title></rect>"
+            let bh = max(v / top * plot, p.value == nil ? 0 : 1)
+            let state = p.status
+            svg += "<rect class=\"bar \(state.rawValue)\" x=\"\(F.number(left + Double(i) * (bw + gap)))\" y=\"\(F.number(plot - bh))\" width=\"\(F.number(bw))\" height=\"\(F.number(bh))\" fill=\"\(colours[state] ?? "#78909c")\"><title>\(F.html(p.period)): \(F.number(p.value)) · \(F.html(l.status(state)))</title></rect>"
         }
         if let t = f.target {
-            let y = F.number(h - t / top * (h - 2))
-            svg += "<line x1=\"0\" x2=\"\(Int(w))\" y1=\"\(y)\" y2=\"\(y)\" stroke=\"#1f2328\" stroke-dasharray=\"4 3\"/>"
+            let y = F.number(plot - t / top * plot)
+            svg += "<line class=\"target\" x1=\"\(Int(left) - 3)\" x2=\"\(Int(w))\" y1=\"\(y)\" y2=\"\(y)\" stroke=\"#1f2328\" stroke-dasharray=\"4 3\"><title>\(F.html(l.t("目标", "target"))) \(F.number(t))</title></line>"
+        }
+        if let first = f.series.first, let last = f.series.last {
+            svg += "<text class=\"axis\" x=\"\(Int(left))\" y=\"\(Int(h) - 3)\" font-size=\"9\" fill=\"#6b7280\">\(F.html(first.period))</text>"
+            if f.series.count > 1 {
+                svg += "<text class=\"axis\" x=\"\(Int(w))\" y=\"\(Int(h) - 3)\" text-anchor=\"end\" font-size=\"9\" fill=\"#6b7280\">\(F.html(last.period))</text>"
+            }
         }
         return svg + "</svg>"
+    }
+
+    /// What the bars' colours and the dashed line mean, once under the table.
+    static func legend(_ l: ReportLanguage) -> String {
+        func swatch(_ s: TargetStatus) -> String {
+            "<span class=\"swatch\"><i style=\"background:\(colours[s] ?? "#78909c")\"></i>\(F.html(l.status(s)))</span>"
+        }
+        return "<p class=\"legend\" id=\"chart-legend\">\(l.t("走势图：", "Trend bars: "))" + [TargetStatus.met, .missed, .inProgress, .noTarget].map(swatch).joined()
+            + "<span class=\"swatch\"><i class=\"dash\"></i>\(l.t("虚线为目标值", "dashed line: target"))</span></p>"
     }
 
     static func indicators(_ r: IndicatorReport, chrome: Chrome) -> String {
@@ -114,18 +145,31 @@ enum DashboardPage {
             \(["education", "medical", "research", "culture", "public_service", "other"].map { "<option value=\"\($0)\"\(r.industry == $0 ? " selected" : "")>\(l.industry($0))</option>" }.joined())
             </select> <button>\(l.t("查看", "Show"))</button></form></section>
             <div class="cards"><div class="card">\(l.t("机构", "Org node"))<b id="org-name">\(F.html(r.org.name))</b><span class="muted">\(l.level(r.org.level))</span></div>
-            <div class="card">\(l.t("单位数", "Units"))<b id="unit-count">\(r.units)</b></div>
-            <div class="card">\(l.t("失联单位", "Silent units"))<b id="silent-count" class="\(r.silentUnits > 0 ? "silent" : "")">\(r.silentUnits)</b><span class="muted">\(l.t("超过 \(r.silentAfterDays) 天未同步", "no sync for \(r.silentAfterDays)+ days"))</span></div></div>
             """
+        if let u = r.unit {
+            // A unit's own page: when it last synced and what waits, not counts of one.
+            let state = u.contact == .current ? "" : "silent"
+            s += """
+                <div class="card" id="unit-contact">\(l.t("同步状态", "Sync status"))<b class="\(state)">\(F.html(l.contact(u.contact)))</b><span class="muted">\(u.daysSinceSync.map { l.t("距上次同步 \($0) 天", "\($0) days since the last sync") } ?? l.t("尚未同步", "never synced"))</span></div>
+                <div class="card" id="unit-last-sync">\(l.t("最近同步", "Last sync"))<b>\(F.html(F.time(u.lastSyncAt)))</b><span class="muted">\(l.t("最近联系", "last contact")) \(F.html(F.time(u.lastContactAt)))</span></div>
+                <div class="card" id="unit-pending">\(l.t("待上传", "Waiting to upload"))<b>\(u.pendingRows.map(String.init) ?? "—")</b><span class="muted">\(l.t("条记录（单位上次报告）", "rows (as the unit last said)"))</span></div>
+                <div class="card" id="unit-standard">\(l.t("标准版本", "Standard"))<b>\(F.html(u.standardVersion ?? "—"))</b><span class="muted">\(l.t("节点", "nodes")) \(u.nodes)</span></div></div>
+                """
+        } else {
+            s += """
+                <div class="card">\(l.t("单位数", "Units"))<b id="unit-count">\(r.units)</b></div>
+                <div class="card">\(l.t("失联单位", "Silent units"))<b id="silent-count" class="\(r.silentUnits > 0 ? "silent" : "")">\(r.silentUnits)</b><span class="muted">\(l.t("超过 \(r.silentAfterDays) 天未同步", "no sync for \(r.silentAfterDays)+ days"))</span></div></div>
+                """
+        }
         s += "<section id=\"indicators\"><h2>\(l.t("指标", "Indicators"))</h2><table><tr><th>\(l.t("指标", "Indicator"))</th><th>\(l.t("期间", "Period"))</th><th>\(l.t("数值", "Value"))</th><th>\(l.t("目标", "Target"))</th><th>\(l.t("状态", "Status"))</th><th>\(l.t("近期走势", "Recent periods"))</th></tr>"
         for f in r.figures {
             s += """
                 <tr data-indicator="\(F.html(f.id))"><td>\(F.html(l.t(f.labelZh, f.labelEn)))</td><td>\(F.html(f.period))\(f.inProgress ? "<br><span class=\"muted in-progress\">\(F.html(l.progress(f)))</span>" : "")</td>
                 <td class="num value">\(F.number(f.value)) <span class="muted">\(F.html(f.unitText))</span></td><td class="num">\(F.number(f.target))</td>
-                <td class="\(f.status.rawValue)">\(l.status(f.status))</td><td>\(chart(f))</td></tr>
+                <td class="\(f.status.rawValue)">\(l.status(f.status))</td><td>\(chart(f, lang: l))</td></tr>
                 """
         }
-        s += "</table><p class=\"links\"><a href=\"\(link("/v1/report/indicators", [("org", r.org.id), ("at", r.at), ("industry", r.industry), ("format", "csv"), ("lang", l.rawValue)]))\">\(l.t("导出 CSV", "Export CSV"))</a></p></section>"
+        s += "</table>" + legend(l) + "<p class=\"links\"><a href=\"\(link("/v1/report/indicators", [("org", r.org.id), ("at", r.at), ("industry", r.industry), ("format", "csv"), ("lang", l.rawValue)]))\">\(l.t("导出 CSV", "Export CSV"))</a></p></section>"
         if !r.children.isEmpty { s += breakdown(r.children, r, title: l.t("下级对比", "Below this node"), table: "children", chrome: chrome) }
         if !r.industries.isEmpty { s += breakdown(r.industries, r, title: l.t("按行业", "By industry"), table: "industries", chrome: chrome) }
         s += "<section id=\"silent\"><h2>\(l.t("失联单位", "Silent units"))</h2>"
@@ -173,37 +217,69 @@ enum DashboardPage {
         return s
     }
 
-    static func conflicts(_ list: [ConflictItem], org: OrgRef, path: [OrgRef], chrome: Chrome) -> String {
+    /// A decision the hub refused, shown above the list it was made on (with the value
+    /// that was typed kept in its row's field) rather than on a page of its own.
+    struct Refusal {
+        var id: Int64
+        var value: String?
+        var message: String
+    }
+
+    /// The record a conflict or quarantined value is about, as a person names it: the
+    /// standard's labels, the record's title (a member's name), the key only beside it.
+    static func record(_ n: RecordNames, key: String, l: ReportLanguage) -> String {
+        "\(F.html(l.t(n.tableZh, n.tableEn))) · <b>\(F.html(l.t(n.columnZh, n.columnEn)))</b><br>"
+            + (n.record.map { "\(F.html($0)) <span class=\"muted\">\(F.html(key))</span>" } ?? "<span class=\"muted\">\(F.html(key))</span>")
+    }
+
+    static func unit(_ n: RecordNames, _ id: String?, l: ReportLanguage) -> String {
+        guard let id else { return F.html(l.t("（上级数据）", "(hub data)")) }
+        return n.unitName.map { "\(F.html($0))<br><span class=\"muted\">\(F.html(id))</span>" } ?? F.html(id)
+    }
+
+    static func refusal(_ r: Refusal?) -> String {
+        r.map { "<div class=\"error\" id=\"decision-error\">\(F.html($0.message))</div>" } ?? ""
+    }
+
+    static func conflicts(_ list: [ConflictItem], org: OrgRef, path: [OrgRef], chrome: Chrome, refused: Refusal? = nil) -> String {
         let l = chrome.lang
-        var s = crumbs(path, at: nil) + "<section id=\"conflicts\"><h2>\(l.t("待处理冲突", "Open conflicts")) · \(F.html(org.name))</h2>"
+        var s = crumbs(path, at: nil) + "<section id=\"conflicts\"><h2>\(l.t("待处理冲突", "Open conflicts")) · \(F.html(org.name))</h2>" + refusal(refused)
         s += "<p class=\"muted\">\(l.t("保留当前值、采用另一方的值，或填写新值；处理结果像其他修改一样同步到单位，并记入审计日志。", "Keep the current value, take the other side's, or enter a new one; the outcome syncs to the unit like any edit and is audited."))</p>"
         if list.isEmpty { return s + "<p class=\"muted\">\(l.t("没有待处理的冲突。", "No open conflicts."))</p></section>" }
-        s += "<table><tr><th>id</th><th>\(l.t("单位", "Unit"))</th><th>\(l.t("记录", "Record"))</th><th>\(l.t("当前值", "Current"))</th><th>\(l.t("另一方", "Other side"))</th><th>\(l.t("处理", "Resolve"))</th></tr>"
+        s += "<table><tr><th>\(l.t("编号", "No."))</th><th>\(l.t("单位", "Unit"))</th><th>\(l.t("记录", "Record"))</th><th>\(l.t("当前值", "Current"))</th><th>\(l.t("另一方", "Other side"))</th><th>\(l.t("处理", "Resolve"))</th></tr>"
         for c in list {
+            let typed = refused?.id == c.id ? refused?.value : nil
             s += """
-                <tr data-conflict="\(c.id)"><td>\(c.id)</td><td>\(F.html(c.unitID ?? "—"))</td><td>\(F.html(c.table)).\(F.html(c.column))<br><span class="muted">\(F.html(c.key)) · \(F.html(l.policy(c.policy)))</span></td>
-                <td>\(F.html(c.currentValue ?? l.t("（已删除）", "(deleted)")))<br><span class="muted">\(F.html(c.currentOrigin ?? "—")) · \(F.time(c.currentTime))</span></td>
-                <td>\(F.html(c.otherValue))<br><span class="muted">\(F.html(c.otherOrigin)) · \(F.time(c.otherTime))</span></td>
+                <tr data-conflict="\(c.id)"\(refused?.id == c.id ? " class=\"refused\"" : "")><td>\(c.id)</td><td>\(unit(c.names, c.unitID, l: l))</td><td>\(record(c.names, key: c.key, l: l))<br><span class="muted">\(F.html(l.policy(c.policy)))</span></td>
+                <td>\(F.html(c.currentValue ?? l.t("（已删除）", "(deleted)")))<br><span class="muted">\(F.html(who(c.currentOrigin, chrome))) · \(F.time(c.currentTime))</span></td>
+                <td>\(F.html(c.otherValue))<br><span class="muted">\(F.html(who(c.otherOrigin, chrome))) · \(F.time(c.otherTime))</span></td>
                 <td><form method="post" action="/dashboard/conflicts"><input type="hidden" name="csrf" value="\(F.html(chrome.csrf))"><input type="hidden" name="org" value="\(F.html(org.id))"><input type="hidden" name="id" value="\(c.id)">
                 <button name="action" value="keep">\(l.t("保留当前", "Keep current"))</button> <button name="action" value="take_other">\(l.t("采用另一方", "Take other"))</button>
-                <input name="value" size="10" placeholder="\(l.t("新值", "new value"))"> <button name="action" value="edit">\(l.t("改为新值", "Set value"))</button></form></td></tr>
+                <input name="value" size="10" placeholder="\(l.t("新值", "new value"))"\(typed.map { " value=\"\(F.html($0))\"" } ?? "")> <button name="action" value="edit">\(l.t("改为新值", "Set value"))</button></form></td></tr>
                 """
         }
         return s + "</table><p class=\"links\"><a href=\"\(link("/v1/report/conflicts", [("org", org.id), ("format", "csv"), ("lang", l.rawValue)]))\">\(l.t("导出 CSV", "Export CSV"))</a></p></section>"
     }
 
-    static func quarantine(_ list: [QuarantineItem], org: OrgRef, path: [OrgRef], chrome: Chrome) -> String {
+    /// Who wrote a side: this hub (a supervisor's edit) or a unit's node, by its id.
+    static func who(_ origin: String?, _ chrome: Chrome) -> String {
+        guard let origin else { return "—" }
+        return origin == chrome.hubNode ? chrome.lang.t("上级（本级）", "this hub (a supervisor)") : chrome.lang.t("单位节点 ", "unit node ") + origin
+    }
+
+    static func quarantine(_ list: [QuarantineItem], org: OrgRef, path: [OrgRef], chrome: Chrome, refused: Refusal? = nil) -> String {
         let l = chrome.lang
-        var s = crumbs(path, at: nil) + "<section id=\"quarantine\"><h2>\(l.t("被隔离的数据", "Quarantined values")) · \(F.html(org.name))</h2>"
+        var s = crumbs(path, at: nil) + "<section id=\"quarantine\"><h2>\(l.t("被隔离的数据", "Quarantined values")) · \(F.html(org.name))</h2>" + refusal(refused)
         s += "<p class=\"muted\">\(l.t("不符合标准的值被暂扣，其余数据照常入库。填写更正值后该记录入库，并把更正同步回单位；或将其舍弃。", "Values that failed the standard's checks are held; the rest was applied. Enter a correction to apply the row and send the correction back to the unit, or discard it."))</p>"
         if list.isEmpty { return s + "<p class=\"muted\">\(l.t("没有被隔离的数据。", "Nothing is quarantined."))</p></section>" }
-        s += "<table><tr><th>id</th><th>\(l.t("单位", "Unit"))</th><th>\(l.t("记录", "Record"))</th><th>\(l.t("被拒收的值", "Refused value"))</th><th>\(l.t("原因", "Reason"))</th><th>\(l.t("处理", "Resolve"))</th></tr>"
+        s += "<table><tr><th>\(l.t("编号", "No."))</th><th>\(l.t("单位", "Unit"))</th><th>\(l.t("记录", "Record"))</th><th>\(l.t("被拒收的值", "Refused value"))</th><th>\(l.t("原因", "Reason"))</th><th>\(l.t("处理", "Resolve"))</th></tr>"
         for q in list {
+            let typed = refused?.id == q.id ? refused?.value : nil
             s += """
-                <tr data-quarantine="\(q.id)"><td>\(q.id)</td><td>\(F.html(q.unitID ?? "—"))</td><td>\(F.html(q.table)).\(F.html(q.column))<br><span class="muted">\(F.html(q.key))</span></td>
-                <td>\(F.html(q.value))<br><span class="muted">\(F.html(q.origin)) · \(F.time(q.receivedAt))</span></td><td>\(F.html(q.reason))</td>
+                <tr data-quarantine="\(q.id)"\(refused?.id == q.id ? " class=\"refused\"" : "")><td>\(q.id)</td><td>\(unit(q.names, q.unitID, l: l))</td><td>\(record(q.names, key: q.key, l: l))</td>
+                <td>\(F.html(q.value))<br><span class="muted">\(F.html(who(q.origin, chrome))) · \(F.time(q.receivedAt))</span></td><td>\(F.html(l.t(q.reasonZh, q.reason)))</td>
                 <td><form method="post" action="/dashboard/quarantine"><input type="hidden" name="csrf" value="\(F.html(chrome.csrf))"><input type="hidden" name="org" value="\(F.html(org.id))"><input type="hidden" name="id" value="\(q.id)">
-                <input name="value" size="10" placeholder="\(l.t("更正值", "correction"))"> <button name="action" value="correct">\(l.t("更正入库", "Apply corrected"))</button>
+                <input name="value" size="10" placeholder="\(l.t("更正值", "correction"))"\(typed.map { " value=\"\(F.html($0))\"" } ?? "")> <button name="action" value="correct">\(l.t("更正入库", "Apply corrected"))</button>
                 <button name="action" value="discard">\(l.t("舍弃", "Discard"))</button></form></td></tr>
                 """
         }

@@ -53,6 +53,15 @@ public enum ReportLanguage: String, Sendable {
     /// in this language.
     public func conflictStatus(_ raw: String) -> String { ConflictStatus(rawValue: raw).map { t($0.labelZh, raw) } ?? raw }
     public func policy(_ raw: String) -> String { ConflictPolicy(rawValue: raw).map { t($0.labelZh, raw) } ?? raw }
+    public func quarantineStatus(_ raw: String) -> String {
+        switch raw {
+        case "held": return t("暂扣待处理", raw)
+        case "corrected": return t("已更正入库", raw)
+        case "discarded": return t("已舍弃", raw)
+        case "superseded": return t("已被新值取代", raw)
+        default: return raw
+        }
+    }
 
     public func contact(_ c: UnitContact) -> String {
         switch c {
@@ -218,11 +227,12 @@ public enum ReportTables {
 
     public static func conflicts(_ items: [ConflictItem], _ l: ReportLanguage) -> (header: [String], rows: [[String]]) {
         (
-            ["id", l.t("单位", "unit"), l.t("表", "table"), l.t("主键", "key"), l.t("字段", "column"), l.t("策略", "policy"),
-             l.t("状态", "status"), l.t("当前值", "current value"), l.t("当前来源", "current origin"), l.t("当前时间", "current time"),
+            ["id", l.t("单位", "unit"), l.t("单位名称", "unit name"), l.t("表", "table"), l.t("记录", "record"), l.t("主键", "key"), l.t("字段", "column"),
+             l.t("策略", "policy"), l.t("状态", "status"), l.t("当前值", "current value"), l.t("当前来源", "current origin"), l.t("当前时间", "current time"),
              l.t("另一方值", "other value"), l.t("另一方来源", "other origin"), l.t("另一方时间", "other time"), l.t("记录时间", "recorded")],
             items.map { c in
-                [String(c.id), c.unitID ?? "—", c.table, c.key, c.column, l.policy(c.policy), l.conflictStatus(c.status), c.currentValue ?? l.t("（已删除）", "(deleted)"),
+                [String(c.id), c.unitID ?? "—", c.names.unitName ?? "—", l.t(c.names.tableZh, c.names.tableEn), c.names.record ?? "—", c.key,
+                 l.t(c.names.columnZh, c.names.columnEn), l.policy(c.policy), l.conflictStatus(c.status), c.currentValue ?? l.t("（已删除）", "(deleted)"),
                  c.currentOrigin ?? "—", ReportFormat.time(c.currentTime), c.otherValue, c.otherOrigin, ReportFormat.time(c.otherTime),
                  ReportFormat.time(c.recordedAt)]
             }
@@ -231,10 +241,12 @@ public enum ReportTables {
 
     public static func quarantine(_ items: [QuarantineItem], _ l: ReportLanguage) -> (header: [String], rows: [[String]]) {
         (
-            ["id", l.t("单位", "unit"), l.t("表", "table"), l.t("主键", "key"), l.t("字段", "column"), l.t("被拒收的值", "refused value"),
-             l.t("原因", "reason"), l.t("来源", "origin"), l.t("收到时间", "received"), l.t("状态", "status")],
+            ["id", l.t("单位", "unit"), l.t("单位名称", "unit name"), l.t("表", "table"), l.t("记录", "record"), l.t("主键", "key"), l.t("字段", "column"),
+             l.t("被拒收的值", "refused value"), l.t("原因", "reason"), l.t("来源", "origin"), l.t("收到时间", "received"), l.t("状态", "status")],
             items.map { q in
-                [String(q.id), q.unitID ?? "—", q.table, q.key, q.column, q.value, q.reason, q.origin, ReportFormat.time(q.receivedAt), q.status]
+                [String(q.id), q.unitID ?? "—", q.names.unitName ?? "—", l.t(q.names.tableZh, q.names.tableEn), q.names.record ?? "—", q.key,
+                 l.t(q.names.columnZh, q.names.columnEn), q.value, l.t(q.reasonZh, q.reason), q.origin, ReportFormat.time(q.receivedAt),
+                 l.quarantineStatus(q.status)]
             }
         )
     }

@@ -325,7 +325,7 @@ struct SupervisorHTTP: Sendable {
         return await offload {
             let tree: OrgTree
             do { tree = try view.tree() } catch { return Self.html("<p>\(ReportFormat.html("\(error)"))</p>", status: .serviceUnavailable) }
-            let chrome = DashboardPage.Chrome(lang: l, account: session.account, csrf: session.csrfToken, title: "Ferry", root: root)
+            let chrome = DashboardPage.Chrome(lang: l, account: session.account, csrf: session.csrfToken, title: "Ferry", root: root, hubNode: hub.nodeID.rawValue)
             do throws(WireError) {
                 switch route {
                 case .indicators:
@@ -352,7 +352,18 @@ struct SupervisorHTTP: Sendable {
                     }
                     guard let id = input.form["id"].flatMap(Int64.init) else { throw WireError(.badRequest, "the form lacks the item id") }
                     let value = input.form["value"].flatMap { $0.isEmpty ? nil : $0 }
-                    try Self.decide(view, route == .resolveConflict, id: id, action: input.form["action"] ?? "", value: value, admin: session.account.name, root: root)
+                    do throws(WireError) {
+                        try Self.decide(view, route == .resolveConflict, id: id, action: input.form["action"] ?? "", value: value, admin: session.account.name, root: root)
+                    } catch where error.code != .forbidden {
+                        // Refused (a value the standard does not allow, a masked column): the
+                        // same list again, the reason above it and the typed value kept.
+                        let refused = DashboardPage.Refusal(id: id, value: value, message: l.t(error.messageZh, error.message))
+                        let (node, path) = Self.place(org, root, tree)
+                        let main = route == .resolveConflict
+                            ? DashboardPage.conflicts(try view.conflicts(org: org, root: root), org: node, path: path, chrome: chrome, refused: refused)
+                            : DashboardPage.quarantine(try view.quarantine(org: org, root: root), org: node, path: path, chrome: chrome, refused: refused)
+                        return Self.html(DashboardPage.page(chrome, tree: tree, org: org, at: nil, main: main), status: .init(code: error.httpStatus))
+                    }
                     return Self.redirect(route == .resolveConflict ? "/dashboard/conflicts?org=\(org)" : "/dashboard/quarantine?org=\(org)")
                 default:
                     throw WireError(.notFound, "no such page")

@@ -248,7 +248,7 @@ extension ReplicaStore {
                 throw RowHeld(
                     kind: .reference, column: cell.column,
                     reason: "\(t.name).\(cell.column) names \(ref.table) \(value), which does not exist or is not addressed to this unit",
-                    reasonZh: "\(t.name).\(cell.column) 引用的\(ref.table) \(value) 不存在或不是下发给本单位的")
+                    reasonZh: "\(t.chineseName(of: cell.column))引用的\(standard.table(named: ref.table)?.chineseName ?? ref.table) \(value) 不存在或不是下发给本单位的")
             }
         }
     }
@@ -297,7 +297,7 @@ extension ReplicaStore {
             if let missing = t.columns.first(where: { !$0.nullable && $0.defaultValue == nil && !columns.contains($0.name) }) {
                 throw RowHeld(
                     kind: .incomplete, column: missing.name, reason: "table '\(t.name)': the row to repair lacks column '\(missing.name)'",
-                    reasonZh: "表 \(t.name)：待修复的记录缺少字段 \(missing.name)")
+                    reasonZh: "待修复的记录缺少字段 \(t.chineseName(of: missing.name))")
             }
             try db.cachedStatement(
                 sql: "INSERT INTO \(SchemaSQL.quote(t.name)) (\(columns.map(SchemaSQL.quote).joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
@@ -378,7 +378,7 @@ extension ReplicaStore {
                 throw RowHeld(
                     kind: .incomplete, column: c.name,
                     reason: "table '\(t.name)', row (\(row.key.map(\.description).joined(separator: ", "))) arrived without column '\(c.name)', which is required; asked the sender for the whole row",
-                    reasonZh: "表 \(t.name) 的记录缺少必填字段 \(c.name)，已请求对方重新发送完整记录")
+                    reasonZh: "记录缺少必填字段 \(t.chineseName(of: c.name))，已请求对方重新发送完整记录")
             }
             let sql = "INSERT INTO \(quotedTable) (\(columns.map(SchemaSQL.quote).joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
             try db.cachedStatement(sql: sql).run(values)

@@ -262,6 +262,7 @@ public struct QuarantineRecord: Sendable, Equatable {
     public var column: String
     public var value: Value
     public var reason: String
+    public var reasonZh: String
     public var receivedAt: UInt64
     public var status: String
 }
@@ -269,10 +270,10 @@ public struct QuarantineRecord: Sendable, Equatable {
 extension ReplicaStore {
     public func quarantine() throws -> [QuarantineRecord] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, tbl, pk, scope, origin, col, value, reason, received_at, status FROM ferry_quarantine ORDER BY id").map { r in
+            try Row.fetchAll(db, sql: "SELECT id, tbl, pk, scope, origin, col, value, reason, received_at, status, reason_zh FROM ferry_quarantine ORDER BY id").map { r in
                 QuarantineRecord(
                     id: r[0], table: r[1], key: try KeyEncoding.decode([UInt8](r[2] as Data)), scope: r[3], origin: r[4], column: r[5],
-                    value: Value(r[6] as DatabaseValue), reason: r[7], receivedAt: UInt64(r[8] as Int64), status: r[9])
+                    value: Value(r[6] as DatabaseValue), reason: r[7], reasonZh: r[10] ?? r[7], receivedAt: UInt64(r[8] as Int64), status: r[9])
             }
         }
     }
