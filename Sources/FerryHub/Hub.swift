@@ -359,6 +359,9 @@ public final class Hub: Sendable {
         metrics.sessionsInFlight.record(left)
     }
 
+    /// How far back a node that never heard of a settled conflict is told of them.
+    static let settledLookBackMillis: UInt64 = 90 * 86_400_000
+
     /// One exchange with `node`: applies the batch it pushed, records what it acknowledged
     /// and asked for, and answers with the push's acknowledgement, its next batch and what
     /// it should know (held rows, the digest to compare, its next epoch). `body` is an
@@ -437,6 +440,25 @@ public final class Hub: Sendable {
             } catch {
                 throw unavailable("read the node's digest", error)
             }
+            // The node has conflicts open: which of its unit's did a supervisor settle here?
+            var settled: [SettledConflictNotice]?
+            var settledThrough: UInt64?
+            if let since = request.settledSince, !more {
+                let limit = SettledConflictNotice.maxPerAnswer
+                do {
+                    let list = try store.settledConflicts(unit: node.unitID, since: since == 0 ? (now > Self.settledLookBackMillis ? now - Self.settledLookBackMillis : 0) : since, limit: limit)
+                    settled = list.map {
+                        SettledConflictNotice(
+                            row: RowRef(table: $0.table, key: $0.key), column: $0.column, lostOrigin: $0.lostOrigin, lostClock: $0.lostClock,
+                            outcome: $0.outcome)
+                    }
+                    // A minute back: a decision committed while this was read is listed again
+                    // next time rather than missed (closing one twice changes nothing).
+                    settledThrough = list.count == limit ? list.last!.settledAt : max(since, now &- 60_000)
+                } catch {
+                    throw unavailable("read the conflicts settled for the node", error)
+                }
+            }
             try? registry.noteContact(
                 node: node.id.rawValue, now: now, standardVersion: request.standardVersion, pendingRows: request.pendingRows,
                 skew: Int64(bitPattern: request.clockMillis) - Int64(bitPattern: now),
@@ -454,7 +476,8 @@ public final class Hub: Sendable {
                     HeldRowNotice(
                         row: RowRef(table: $0.table, key: $0.key), column: $0.column, kind: $0.kind.rawValue, reason: $0.reason, reasonZh: $0.reasonZh)
                 },
-                heldTotal: held.total, digest: digest, epoch: epoch.next, clockFloor: epoch.rolledBack ? epoch.clockFloor : nil)
+                heldTotal: held.total, digest: digest, epoch: epoch.next, clockFloor: epoch.rolledBack ? epoch.clockFloor : nil,
+                settled: settled, settledThrough: settledThrough)
             let header = (try? JSONEncoder().encode(response)).map { [UInt8]($0) } ?? []
             return ExchangeEnvelope(header: header, changeset: batch.map(ChangesetCodec.encode)).encode()
         } catch {

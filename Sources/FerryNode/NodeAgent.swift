@@ -18,6 +18,8 @@ public struct SyncReport: Sendable, Equatable {
     public var conflicts = 0
     /// Rows the hub holds back for this unit (quarantined), as it said at the end.
     public var heldByHub = 0
+    /// Conflicts on this node's list that a supervisor settled at the hub, closed here.
+    public var settledAtHub = 0
     /// Anti-entropy: rounds of questions, and rows found held differently (repaired).
     public var reconcileRounds = 0
     public var repairedRows = 0
@@ -133,7 +135,8 @@ public final class NodeAgent: Sendable {
                     metrics.pendingRows.record(pending)
                     let request = ExchangeRequest(
                         maxBytes: currentBatchBytes, standardVersion: store.standard.version.description, pendingRows: pending,
-                        clockMillis: clock.nowMillis(), epoch: epoch(), pulled: pulled, resend: resend, repair: repair)
+                        clockMillis: clock.nowMillis(), epoch: epoch(), pulled: pulled, resend: resend, repair: repair,
+                        settledSince: settledSince())
                     let header = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
                     pushedBytes = batch.map(ChangesetCodec.encode)
                     envelope = ExchangeEnvelope(header: header, changeset: pushedBytes).encode()
@@ -206,6 +209,7 @@ public final class NodeAgent: Sendable {
                     progress(.pulled(batch: report.pulledBatches, rows: cs.rowCount, bytes: bytes.count))
                 }
                 report.heldByHub = answer.heldTotal
+                try recordSettled(answer, report: &report)
                 let morePush = batch.map { !$0.batch.isFinal } ?? false
                 if answer.more || morePush || !resend.isEmpty || firstContact { continue }
                 if batch != nil || ((try? store.pendingRows(for: hubPeer)) ?? 0) > 0 { continue }
@@ -379,6 +383,31 @@ public final class NodeAgent: Sendable {
                 })
             try store.setClockOffset(hub.clockOffsetMillis)
         } catch { throw local("recording the hub's answer failed", error) }
+    }
+
+    /// While conflicts are open on this node: the hub time its supervisors' decisions
+    /// have been heard through (0: never asked). Nil otherwise, so an exchange without
+    /// open conflicts carries nothing for it.
+    func settledSince() -> UInt64? {
+        guard (try? store.hasOpenConflicts()) == true else { return nil }
+        if case .integer(let t) = (try? store.state("settled_through")) ?? .null, t > 0 { return UInt64(t) }
+        return 0
+    }
+
+    /// Closes the conflicts a supervisor settled at the hub, then remembers how far the
+    /// hub's list ran (in that order: a crash between them lists them again, harmlessly).
+    func recordSettled(_ answer: ExchangeResponse, report: inout SyncReport) throws(SyncFailure) {
+        guard let through = answer.settledThrough else { return }
+        let list = (answer.settled ?? []).map {
+            SettledConflict(table: $0.row.table, key: $0.row.key, column: $0.column, lostOrigin: $0.lostOrigin, lostClock: $0.lostClock, outcome: $0.outcome)
+        }
+        let closed: Int
+        do { closed = try store.closeSettledAtHub(list) } catch { throw local("closing conflicts the hub settled failed", error) }
+        note(["settled_through": .integer(Int64(clamping: through))])
+        if closed > 0 {
+            report.settledAtHub += closed
+            logger.notice("conflicts settled at the hub", metadata: ["closed": "\(closed)"])
+        }
     }
 
     func epoch() -> UInt64 { (try? store.epoch()) ?? 0 }

@@ -24,6 +24,27 @@ public struct ConflictRecord: Sendable, Equatable {
     public var recordedAt: UInt64
 }
 
+/// A conflict a supervisor settled at the hub, as the unit's node is told of it.
+public struct SettledConflict: Sendable, Equatable {
+    public var table: String
+    public var key: [Value]
+    public var column: String
+    public var lostOrigin: String
+    public var lostClock: UInt64
+    /// `resolved` or `restored`.
+    public var outcome: String
+    public var settledAt: UInt64
+    public init(table: String, key: [Value], column: String, lostOrigin: String, lostClock: UInt64, outcome: String, settledAt: UInt64 = 0) {
+        self.table = table
+        self.key = key
+        self.column = column
+        self.lostOrigin = lostOrigin
+        self.lostClock = lostClock
+        self.outcome = outcome
+        self.settledAt = settledAt
+    }
+}
+
 extension ReplicaStore {
     /// Conflicts in the log, oldest first; `status` narrows to one status.
     public func conflicts(status: ConflictStatus? = nil) throws -> [ConflictRecord] {
@@ -116,6 +137,64 @@ extension ReplicaStore {
                 sql: "UPDATE ferry_conflicts SET status = 'resolved', settled_at = ? WHERE id = ? AND status IN ('held', 'overwritten')",
                 arguments: [Int64(now), id])
             if db.changesCount == 0 { throw StoreError.noSuchConflict(id) }
+        }
+    }
+
+    // MARK: Settled at the hub
+
+    /// Whether any conflict waits for a decision or may still be restored.
+    public func hasOpenConflicts() throws -> Bool {
+        try pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM ferry_conflicts WHERE status IN ('held', 'overwritten'))") ?? false }
+    }
+
+    /// Conflicts of `unit` settled here (by a supervisor) at or after `since` (ms, this
+    /// replica's wall clock), oldest first, at most `limit`.
+    public func settledConflicts(unit: String, since: UInt64, limit: Int) throws -> [SettledConflict] {
+        try pool.read { db in
+            var out: [SettledConflict] = []
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT tbl, pk, col, lost_origin, lost_clock, status, settled_at FROM ferry_conflicts
+                    WHERE settled_at >= ? AND status IN ('resolved', 'restored') ORDER BY settled_at, id
+                    """,
+                arguments: [Int64(clamping: since)])
+            while let r = try rows.next(), out.count < limit {
+                guard let t = standard.table(named: r[0]) else { continue }
+                let (key, scope) = splitStorageKey(t, try KeyEncoding.decode([UInt8](r[1] as Data)))
+                guard scope == unit else { continue }
+                out.append(
+                    SettledConflict(
+                        table: t.name, key: key, column: r[2], lostOrigin: r[3], lostClock: UInt64(bitPattern: r[4]), outcome: r[5],
+                        settledAt: UInt64(r[6] as Int64)))
+            }
+            return out
+        }
+    }
+
+    /// Closes this node's open conflicts that its hub says a supervisor settled (matched
+    /// by the version that lost); returns how many closed. The outcome itself arrives as
+    /// the hub's edit, like any other; this only takes them off the clerk's list.
+    public func closeSettledAtHub(_ settled: [SettledConflict]) throws -> Int {
+        guard !settled.isEmpty else { return 0 }
+        let now = clock.nowMillis()
+        return try write { db, _ in
+            var closed = 0
+            for c in settled {
+                guard let t = standard.table(named: c.table) else { continue }
+                try db.execute(
+                    sql: """
+                        UPDATE ferry_conflicts SET status = ?, settled_at = ?
+                        WHERE tbl = ? AND pk = ? AND col = ? AND lost_origin = ? AND lost_clock = ? AND status IN ('held', 'overwritten')
+                        """,
+                    arguments: [
+                        c.outcome == ConflictStatus.restored.rawValue ? ConflictStatus.restored.rawValue : ConflictStatus.resolved.rawValue,
+                        Int64(now), t.name, Data(KeyEncoding.encode(storageKey(t, key: c.key, scope: nil))), c.column, c.lostOrigin,
+                        Int64(bitPattern: c.lostClock),
+                    ])
+                closed += db.changesCount
+            }
+            return closed
         }
     }
 

@@ -297,6 +297,11 @@ public final class ReplicaStore: Sendable {
                     CREATE INDEX ferry_quarantine_open ON ferry_quarantine (status, scope);
                     """)
         }
+        // Release 2.1: conflicts settled since a time, for telling each unit of a
+        // supervisor's decisions (`settledConflicts`).
+        m.registerMigration("v4-settled-conflicts") { db in
+            try db.execute(sql: "CREATE INDEX ferry_conflicts_by_settled ON ferry_conflicts (settled_at) WHERE settled_at IS NOT NULL")
+        }
         return m
     }
 

@@ -227,11 +227,17 @@ public struct ExchangeRequest: Codable, Sendable, Equatable {
     public var resend: [RowRef]
     /// Rows anti-entropy found held differently: the hub sends them whole, for repair.
     public var repair: [RowRef]
+    /// Sent only while the node has conflicts open: the hub's `settledThrough` of the last
+    /// answer that listed settled conflicts (0 before any). The hub answers with the
+    /// conflicts of the node's unit its supervisors settled since, so the node's list
+    /// closes them too.
+    public var settledSince: UInt64?
 
     public init(
         maxBytes: Int, standardVersion: String, pendingRows: Int, clockMillis: UInt64, epoch: UInt64, pulled: PullAcknowledgement? = nil,
-        resend: [RowRef] = [], repair: [RowRef] = []
+        resend: [RowRef] = [], repair: [RowRef] = [], settledSince: UInt64? = nil
     ) {
+        self.settledSince = settledSince
         self.maxBytes = maxBytes
         self.standardVersion = standardVersion
         self.pendingRows = pendingRows
@@ -244,6 +250,7 @@ public struct ExchangeRequest: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case epoch, pulled, resend, repair
+        case settledSince = "settled_since"
         case maxBytes = "max_bytes"
         case standardVersion = "standard_version"
         case pendingRows = "pending_rows"
@@ -277,6 +284,34 @@ public struct HeldRowNotice: Codable, Sendable, Equatable {
     }
 }
 
+/// A conflict of the node's unit that a supervisor settled at the hub, named by the
+/// version that lost (which both replicas logged under the same origin and clock).
+public struct SettledConflictNotice: Codable, Sendable, Equatable {
+    public var row: RowRef
+    public var column: String
+    public var lostOrigin: String
+    public var lostClock: UInt64
+    /// resolved (kept the current value, or set a new one) | restored (took the other side's)
+    public var outcome: String
+
+    public init(row: RowRef, column: String, lostOrigin: String, lostClock: UInt64, outcome: String) {
+        self.row = row
+        self.column = column
+        self.lostOrigin = lostOrigin
+        self.lostClock = lostClock
+        self.outcome = outcome
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case row, column, outcome
+        case lostOrigin = "lost_origin"
+        case lostClock = "lost_clock"
+    }
+
+    /// The most one answer lists; the rest come with the next exchange.
+    public static let maxPerAnswer = 200
+}
+
 /// The hub's answer to an exchange.
 public struct ExchangeResponse: Codable, Sendable, Equatable {
     /// The acknowledgement of the pushed batch, when one was pushed.
@@ -295,11 +330,18 @@ public struct ExchangeResponse: Codable, Sendable, Equatable {
     /// Set when the node's database went back in time: the newest clock the hub has seen
     /// from this node, which the node's clock must pass before it writes again.
     public var clockFloor: UInt64?
+    /// Answering `settledSince`: conflicts settled at the hub since then (oldest first, at
+    /// most `SettledConflictNotice.maxPerAnswer`), and the hub time they run through, which
+    /// the node sends as its next `settledSince` once it has closed them.
+    public var settled: [SettledConflictNotice]?
+    public var settledThrough: UInt64?
 
     public init(
         pushed: PushAcknowledgement?, more: Bool, held: [HeldRowNotice], heldTotal: Int, digest: String?, epoch: UInt64,
-        clockFloor: UInt64? = nil
+        clockFloor: UInt64? = nil, settled: [SettledConflictNotice]? = nil, settledThrough: UInt64? = nil
     ) {
+        self.settled = settled
+        self.settledThrough = settledThrough
         self.pushed = pushed
         self.more = more
         self.held = held
@@ -310,9 +352,10 @@ public struct ExchangeResponse: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case pushed, more, held, digest, epoch
+        case pushed, more, held, digest, epoch, settled
         case heldTotal = "held_total"
         case clockFloor = "clock_floor"
+        case settledThrough = "settled_through"
     }
 }
 

@@ -557,11 +557,17 @@ struct Sync: AsyncParsableCommand {
                 r.pushedRows += again.pushedRows
                 r.pulledRows += again.pulledRows
                 r.conflicts += again.conflicts
+                r.settledAtHub += again.settledAtHub
                 r.seconds += again.seconds
             }
             print(language.say(
                 "同步完成：上传 \(r.pushedRows) 行，接收 \(r.pulledRows) 行，新冲突 \(r.conflicts) 条，用时 \(String(format: "%.1f", r.seconds)) 秒",
                 "sync done: sent \(r.pushedRows) rows, received \(r.pulledRows) rows, \(r.conflicts) new conflicts, \(String(format: "%.1f", r.seconds)) s"))
+            if r.settledAtHub > 0 {
+                print(language.say(
+                    "上级已处理本单位的 \(r.settledAtHub) 条冲突，已从冲突列表中移除（处理结果已同步到本机）",
+                    "the supervisor settled \(r.settledAtHub) of this unit's conflicts at the hub; they are off the list (the outcome is synced here)"))
+            }
             if r.rollbackDetected {
                 print(language.say("注意：本机数据库曾被恢复为旧副本，已从上级补齐缺少的记录", "Note: this database had been put back from an older copy; what it lacked came back from the hub"))
             }
@@ -600,6 +606,7 @@ extension Sync {
             total.repairedRows += r.repairedRows
             total.reconcileRounds += r.reconcileRounds
             total.rollbackDetected = total.rollbackDetected || r.rollbackDetected
+            total.settledAtHub += r.settledAtHub
         }
         let started = ContinuousClock.now
         while true {

@@ -213,3 +213,73 @@ struct SyncThroughCutsTests {
         #expect(try store.pendingRows(for: Peer(id: hub.nodeID, direction: .upstream)) == 0)
     }
 }
+
+/// Records the JSON header of every exchange the agent sends, then passes it on.
+final class HeaderRecorder: HubConnection, @unchecked Sendable {
+    let inner: InProcessHub
+    var headers: [[String: Any]] = []
+    init(_ inner: InProcessHub) { self.inner = inner }
+    var clockOffsetMillis: Int64 { 0 }
+    var hubStandardVersion: String? { inner.hubStandardVersion }
+    func fetchStandard() throws(SyncFailure) -> SignedStandard { try inner.fetchStandard() }
+    func exchange(_ body: [UInt8]) throws(SyncFailure) -> [UInt8] {
+        if let e = try? ExchangeEnvelope.decode(body), let json = try? JSONSerialization.jsonObject(with: Data(e.header)) as? [String: Any] {
+            headers.append(json)
+        }
+        return try inner.exchange(body)
+    }
+    func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse { try inner.reconcile(request) }
+}
+
+@Suite("The unit hears of the hub's decisions")
+struct SettledAtHubTests {
+    @Test("a conflict a supervisor settles at the hub leaves the unit's list at its next sync; exchanges without open conflicts carry nothing for it")
+    func settledConflictsCloseAtTheUnit() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let clock = ManualClock()
+        let hub = try InProcessHubTests().makeHub(dir, clock: clock)
+        let (identity, store, node) = try InProcessHubTests.enrolledNode(hub, dir, clock: clock)
+        let link = HeaderRecorder(InProcessHub(hub: hub, node: node))
+        let agent = NodeAgent(store: store, hub: link, identity: identity, clock: clock, batchBytes: 4096)
+        try store.executeAll([("INSERT INTO evaluation (id, unit_id, rating, year) VALUES ('e1', 'u-a', 'qualified', 2026)", [])])
+        _ = try agent.syncOnce()
+        #expect(link.headers.allSatisfy { $0["settled_since"] == nil }, "no open conflicts: nothing asked")
+
+        // The supervisor corrects the rating while the clerk changes it too (supervisor-wins):
+        // both replicas set the clerk's value aside.
+        try hub.store.execute("UPDATE evaluation SET rating = 'excellent' WHERE id = 'e1'")
+        clock.advance(by: 1000)
+        try store.execute("UPDATE evaluation SET rating = 'basic' WHERE id = 'e1'")
+        _ = try agent.syncOnce()
+        let open = try store.conflicts().filter { $0.status == .overwritten || $0.status == .held }
+        #expect(open.count == 1 && open.first?.table == "evaluation")
+        let view = try SupervisorView(hub: hub)
+        let atHub = try #require(try view.conflicts(org: nil, root: "prov").first { $0.table == "evaluation" })
+        #expect(atHub.otherValue == "basic" && atHub.otherOrigin == identity.nodeID)
+
+        // Not settled yet: the unit asks and hears of nothing; the list stays.
+        link.headers.removeAll()
+        let before = try agent.syncOnce()
+        #expect(before.settledAtHub == 0 && link.headers.contains { $0["settled_since"] != nil })
+        #expect(try store.hasOpenConflicts())
+
+        clock.advance(by: 60_000)
+        try view.resolve(conflict: atHub.id, .keep, admin: "analyst", root: "prov")
+        let after = try agent.syncOnce()
+        #expect(after.settledAtHub == 1)
+        // The hub lists it to this unit only, and only to a node that has not heard of it yet.
+        let listed = try hub.store.settledConflicts(unit: "u-a", since: 0, limit: 10)
+        #expect(listed.count == 1 && listed[0].lostOrigin == identity.nodeID && listed[0].outcome == "resolved")
+        #expect(try hub.store.settledConflicts(unit: "u-b", since: 0, limit: 10).isEmpty)
+        #expect(try hub.store.settledConflicts(unit: "u-a", since: listed[0].settledAt + 1, limit: 10).isEmpty)
+        #expect(try store.hasOpenConflicts() == false)
+        #expect(try store.conflicts(status: .resolved).count == 1)
+        #expect(try store.currentValue(table: "evaluation", key: [.text("e1")], column: "rating") == .text("excellent"))
+
+        // Nothing open any more: the next exchange carries nothing for it again.
+        link.headers.removeAll()
+        _ = try agent.syncOnce()
+        #expect(!link.headers.isEmpty && link.headers.allSatisfy { $0["settled_since"] == nil })
+    }
+}
