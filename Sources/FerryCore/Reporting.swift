@@ -293,3 +293,19 @@ public enum UnitContact: String, Sendable, Codable {
         return now > since && now - since > UInt64(silentAfterDays) * 86_400_000 ? .silent : .current
     }
 }
+
+/// The one rule for the language of a terminal's words (`ferry status`, `ferry report`,
+/// every command): `--lang` when given, else the locale POSIX names for messages — LC_ALL,
+/// then LC_MESSAGES, then LANG, the first one set and not empty. Chinese when it starts
+/// with `zh`. (The dashboard, reached from a browser, keeps its own rule: its language
+/// switch and cookie, Chinese until one says otherwise.)
+public enum TerminalLanguage {
+    public static func locale(flag: String?, environment: [String: String]) -> String? {
+        if let flag, !flag.isEmpty { return flag }
+        return ["LC_ALL", "LC_MESSAGES", "LANG"].lazy.compactMap { environment[$0] }.first { !$0.isEmpty }
+    }
+
+    public static func isChinese(flag: String?, environment: [String: String]) -> Bool {
+        locale(flag: flag, environment: environment)?.hasPrefix("zh") ?? false
+    }
+}

@@ -174,6 +174,41 @@ public struct ColumnDefinition: Hashable, Sendable {
     /// Whether values of this column ever leave the replica that wrote them.
     public var isSynced: Bool { classification != .local }
 
+    /// Reads what a person typed (a clerk's `ferry record`, a supervisor's correction on the
+    /// dashboard) as a value of this column, checked against the column: the one parser
+    /// from typed text to a value. `NULL`, or nothing typed for a column that is not text,
+    /// is NULL; whole numbers for integers; `1/0`, `true/false`, `yes/no`, `是/否` for
+    /// booleans; finite numbers for reals; text and dates as typed (trimmed of spaces
+    /// around them, except in text). Blobs cannot be typed.
+    public func value(typed raw: String) -> Result<Value, ValueProblem> {
+        // FerryCore has no Foundation: spaces and tabs trimmed by hand.
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        let text = type == .text ? raw : String(raw.drop(while: blank).reversed().drop(while: blank).reversed())
+        let value: Value
+        switch type {
+        case _ where text == "NULL" || (text.isEmpty && type != .text):
+            value = .null
+        case .integer:
+            guard let i = Int64(text) else { return .failure(ValueProblem(.wrongType, "must be a whole number, not '\(text)'", "应为整数，而不是 “\(text)”")) }
+            value = .integer(i)
+        case .boolean:
+            switch text.lowercased() {
+            case "1", "true", "yes", "是": value = .integer(1)
+            case "0", "false", "no", "否": value = .integer(0)
+            default: return .failure(ValueProblem(.wrongType, "must be yes or no (1 or 0), not '\(text)'", "应为 是 或 否（1 或 0），而不是 “\(text)”"))
+            }
+        case .real:
+            guard let d = Double(text), d.isFinite else { return .failure(ValueProblem(.wrongType, "must be a number, not '\(text)'", "应为数字，而不是 “\(text)”")) }
+            value = .real(d)
+        case .blob:
+            return .failure(ValueProblem(.wrongType, "holds a file or binary data, which cannot be typed", "存放文件或二进制数据，不能直接输入"))
+        case .text, .date:
+            value = .text(text)
+        }
+        if let p = problem(with: value) { return .failure(p) }
+        return .success(value)
+    }
+
     /// Checks one value against the column's type and checks; `nil` when it is acceptable.
     public func problem(with value: Value) -> ValueProblem? {
         if value.isNull {
@@ -214,7 +249,7 @@ public struct ColumnDefinition: Hashable, Sendable {
 }
 
 /// Why a value does not fit its column, in English and Chinese.
-public struct ValueProblem: Sendable, Equatable {
+public struct ValueProblem: Error, Sendable, Equatable {
     public var code: CoreError.Code
     public var english: String
     public var chinese: String

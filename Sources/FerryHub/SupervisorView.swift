@@ -473,27 +473,17 @@ public final class SupervisorView: Sendable {
             columnZh: c?.label?.zh ?? column, columnEn: c?.label?.en ?? column, record: record.flatMap { $0.isNull ? nil : Self.text($0) })
     }
 
-    /// Reads a supervisor's typed text as a value of the column's type, checked against the standard.
+    /// Reads a supervisor's typed text as a value of the column's type, checked against the
+    /// standard (`ColumnDefinition.value(typed:)`, the parser `ferry record` uses too).
     func parse(_ text: String, table: String, column: String) throws(WireError) -> Value {
-        guard let c = hub.store.standard.table(named: table)?.column(named: column) else {
+        guard let t = hub.store.standard.table(named: table), let c = t.column(named: column) else {
             throw WireError(.unknownSchema, "\(table).\(column) is not in the standard")
         }
-        let t = text.trimmingCharacters(in: .whitespaces)
-        let value: Value?
-        switch c.type {
-        case .integer: value = Int64(t).map(Value.integer)
-        case .real: value = Double(t).map(Value.real)
-        case .boolean: value = ["1", "true", "是", "yes"].contains(t.lowercased()) ? .integer(1) : ["0", "false", "否", "no"].contains(t.lowercased()) ? .integer(0) : nil
-        case .blob: value = nil
-        default: value = .text(t)
+        switch c.value(typed: text) {
+        case .success(let v): return v
+        case .failure(let p):
+            throw WireError(.invalidValue, "\(table).\(column) \(p.english)", zh: "\(t.chineseName(of: column)) \(p.chinese)")
         }
-        guard let v = t.isEmpty && c.nullable ? Value.null : value else {
-            throw WireError(.invalidValue, "'\(text)' is not a \(c.type) value for \(table).\(column)", zh: "'\(text)' 不是 \(table).\(column) 的有效取值")
-        }
-        if let problem = c.problem(with: v) {
-            throw WireError(.invalidValue, "\(table).\(column): \(problem.english)", zh: "\(table).\(column)：\(problem.chinese)")
-        }
-        return v
     }
 
     static func text(_ v: Value) -> String {

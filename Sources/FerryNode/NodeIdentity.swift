@@ -67,7 +67,19 @@ public enum NodeError: Error, CustomStringConvertible, Sendable {
     case noBackup(String)
     case notAUnitDatabase(String)
 
-    public var description: String {
+    /// Chinese first, then English: whoever reads it may not have set a language.
+    public var description: String { "\(chinese)\n\(english)" }
+
+    public var chinese: String {
+        switch self {
+        case .notEnrolled(let d): return "目录 \(d) 中没有已登记的节点；请先登记：ferry node init --dir \(d) --hub 上级地址 --token 登记码"
+        case .alreadyEnrolled(let d): return "目录 \(d) 中已有登记过的节点；请换一个目录，或移走原有数据后重新登记"
+        case .noBackup(let f): return "没有找到要恢复的文件 \(f)；请指定本单位 unit.db 的备份副本"
+        case .notAUnitDatabase(let f): return "\(f) 不是 Ferry 的单位数据库（unit.db）；请指定本单位 unit.db 的备份副本"
+        }
+    }
+
+    public var english: String {
         switch self {
         case .notEnrolled(let d): return "no enrolled node in \(d); enrol it first: ferry node init --dir \(d) --hub URL --token TOKEN"
         case .alreadyEnrolled(let d): return "\(d) already holds an enrolled node; use another directory, or remove it to enrol again"

@@ -72,26 +72,11 @@ public struct RecordEntry: Sendable {
             if out.contains(where: { $0.0.name == name }) {
                 throw Refusal("列 \(name) 写了两次", "column \(name) is given twice")
             }
-            let value: Value
             let (czh, cen) = Self.named(col)
-            switch col.type {
-            case _ where text == "NULL" || text.isEmpty && col.type != .text:
-                value = .null
-            case .integer, .boolean:
-                guard let i = Int64(text) else {
-                    problems.append(("\(czh)应为整数，而不是 “\(text)”", "\(cen) must be a whole number, not '\(text)'"))
-                    continue
-                }
-                value = .integer(i)
-            case .real:
-                guard let d = Double(text), d.isFinite else {
-                    problems.append(("\(czh)应为数字，而不是 “\(text)”", "\(cen) must be a number, not '\(text)'"))
-                    continue
-                }
-                value = .real(d)
-            default: value = .text(text)
-            }
-            if let p = col.problem(with: value) {
+            let value: Value
+            switch col.value(typed: text) {
+            case .success(let v): value = v
+            case .failure(let p):
                 problems.append(("\(czh)\(p.chinese)", "\(cen) \(p.english)"))
                 continue
             }

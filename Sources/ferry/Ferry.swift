@@ -58,15 +58,11 @@ struct ConfigCommand: AsyncParsableCommand {
     }
 }
 
-/// The language of clerk-facing text: `--lang`, else the locale (LANG/LC_ALL starting "zh").
+/// The language of clerk-facing text, by `TerminalLanguage`'s rule (`--lang`, else the locale).
 struct Language: ParsableArguments {
-    @Option(name: .long, help: "zh or en (default: from LANG)") var lang: String?
+    @Option(name: .long, help: "zh or en (default: from LC_ALL, LC_MESSAGES or LANG)") var lang: String?
 
-    var chinese: Bool {
-        if let lang { return lang.hasPrefix("zh") }
-        let env = ProcessInfo.processInfo.environment
-        return (env["LC_ALL"] ?? env["LANG"] ?? "").hasPrefix("zh")
-    }
+    var chinese: Bool { TerminalLanguage.isChinese(flag: lang, environment: ProcessInfo.processInfo.environment) }
     func say(_ zh: String, _ en: String) -> String { chinese ? zh : en }
     /// For a clerk: Chinese first and English after it, unless --lang (or LANG) picks one.
     func clerk(_ zh: String, _ en: String) -> String {

@@ -22,10 +22,10 @@ struct Report: AsyncParsableCommand {
     @Option(name: .long, help: "Days without a sync before a unit counts as silent (default: the hub's silent_after_days, as its dashboard counts).")
     var silentAfterDays: Int?
     @Flag(name: .long, help: "Print CSV (UTF-8 with BOM) instead of a table.") var csv = false
-    @Option(name: .long, help: "zh or en (default: from LANG)") var lang: String?
+    @Option(name: .long, help: "zh or en (default: from LC_ALL, LC_MESSAGES or LANG)") var lang: String?
 
     func run() throws {
-        let language = ReportLanguage(lang ?? ProcessInfo.processInfo.environment["LANG"].map { $0.hasPrefix("zh") ? "zh" : "en" } ?? "zh")
+        let language: ReportLanguage = TerminalLanguage.isChinese(flag: lang, environment: ProcessInfo.processInfo.environment) ? .zh : .en
         let file = try config.map { try HubConfig.load(path: $0) }
         let dir = self.dir ?? file?.dir ?? "ferry-hub"
         // As the dashboard counts: the flag, else hub.toml, else what the serving hub recorded.

@@ -81,3 +81,16 @@ struct ReportingTests {
         #expect(UnitContact.judge(lastSync: now + day, enrolledAt: 0, now: now, silentAfterDays: 7) == .current)
     }
 }
+
+@Suite("The terminal's language")
+struct TerminalLanguageTests {
+    @Test("--lang, else LC_ALL, LC_MESSAGES, LANG: the first one set and not empty")
+    func posixOrder() {
+        #expect(TerminalLanguage.isChinese(flag: nil, environment: ["LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"]))
+        #expect(!TerminalLanguage.isChinese(flag: nil, environment: ["LC_ALL": "", "LC_MESSAGES": "en_US.UTF-8", "LANG": "zh_CN.UTF-8"]))
+        #expect(TerminalLanguage.isChinese(flag: nil, environment: ["LANG": "zh_TW.UTF-8"]))
+        #expect(!TerminalLanguage.isChinese(flag: nil, environment: [:]))
+        #expect(!TerminalLanguage.isChinese(flag: "en", environment: ["LC_ALL": "zh_CN.UTF-8"]))
+        #expect(TerminalLanguage.isChinese(flag: "zh", environment: ["LANG": "C.UTF-8"]))
+    }
+}

@@ -152,3 +152,28 @@ struct PartyBuildingStandardTests {
         } throws: { "\($0)".contains(expected) }
     }
 }
+
+@Suite("Typed values")
+struct TypedValueTests {
+    func typed(_ c: ColumnDefinition, _ text: String) -> Value? { try? c.value(typed: text).get() }
+
+    @Test("one parser reads what a clerk or a supervisor types, by the column's type and checks")
+    func typedTextBecomesAValue() {
+        let count = ColumnDefinition(name: "n", type: .integer, nullable: false, minimum: 0, maximum: 10)
+        #expect(typed(count, " 7 ") == .integer(7))
+        #expect(typed(count, "11") == nil && typed(count, "seven") == nil && typed(count, "NULL") == nil)
+        let flag = ColumnDefinition(name: "f", type: .boolean)
+        #expect(typed(flag, "是") == .integer(1) && typed(flag, "否") == .integer(0) && typed(flag, "TRUE") == .integer(1) && typed(flag, "") == .null)
+        #expect(typed(flag, "maybe") == nil)
+        let hours = ColumnDefinition(name: "h", type: .real)
+        #expect(typed(hours, "1.5") == .real(1.5) && typed(hours, "inf") == nil && typed(hours, "nan") == nil)
+        let status = ColumnDefinition(name: "s", type: .text, nullable: false, allowedValues: [.text("full"), .text("probationary")])
+        #expect(typed(status, "full") == .text("full") && typed(status, "retired") == nil)
+        if case .failure(let p) = status.value(typed: "retired") { #expect(p.chinese.contains("不是允许的取值")) } else { Issue.record("retired was accepted") }
+        let note = ColumnDefinition(name: "t", type: .text)
+        #expect(typed(note, "") == .text("") && typed(note, " a ") == .text(" a ") && typed(note, "NULL") == .null)
+        let day = ColumnDefinition(name: "d", type: .date)
+        #expect(typed(day, "2026-02-28") == .text("2026-02-28") && typed(day, "2026-02-30") == nil)
+        #expect(typed(ColumnDefinition(name: "b", type: .blob), "abc") == nil)
+    }
+}

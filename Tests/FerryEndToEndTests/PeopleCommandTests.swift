@@ -121,6 +121,24 @@ struct PeopleCommandTests {
         #expect(flag.status == 0 && flag.stdout.contains("silent 0"), "the flag still wins: \(flag.stdout)")
     }
 
+    @Test("every terminal command picks its language by one rule: --lang, else LC_ALL, LC_MESSAGES, LANG (the first set)")
+    func oneLanguageRule() throws {
+        let (dir, hubDir) = try hubWithQuietUnit(daysAgo: 3)
+        defer { dir.remove() }
+        let chinese = ["LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"]
+        let english = ["LC_ALL": "", "LC_MESSAGES": "en_US.UTF-8", "LANG": "zh_CN.UTF-8"]
+        // ferry report and ferry hub nodes (a terminal table and a clerk's refusal) agree.
+        let zhReport = try ferry(["report", "--dir", hubDir, "--view", "silent"], environment: chinese)
+        let enReport = try ferry(["report", "--dir", hubDir, "--view", "silent"], environment: english)
+        #expect(zhReport.stdout.contains("失联") && !enReport.stdout.contains("失联") && enReport.stdout.contains("silent"), "\(zhReport.stdout) | \(enReport.stdout)")
+        // A clerk's screen: the status of a folder with no node is in both languages, Chinese first.
+        let status = try ferry(["status", "--dir", dir.file("no-such-node")], environment: english)
+        #expect(status.status != 0 && status.stderr.contains("没有已登记的节点") && status.stderr.contains("no enrolled node"), "\(status.stderr)")
+        // The flag beats the locale.
+        let flagged = try ferry(["report", "--dir", hubDir, "--view", "silent", "--lang", "en"], environment: chinese)
+        #expect(!flagged.stdout.contains("失联"))
+    }
+
     @Test("ferry hub serve listens on [::1] as ferry config check allows, and ferry hub admin link names the port the hub serves on")
     func ipv6ListenAndTheLoginLinksPort() throws {
         let (dir, hubDir) = try hubWithQuietUnit(daysAgo: 0)
