@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 /// A real hub and three real nodes as separate processes on loopback.
-@Suite("Hub and nodes over HTTP", .serialized)
+@Suite("Hub and nodes over HTTP", .serialized, .tags(.slow))
 struct HubAndNodesTests {
     @Test("records written with the sqlite3 shell reach the hub; hub edits reach the unit; units see only their own rows")
     func recordsFlowBothWaysWithinScope() throws {

@@ -26,7 +26,7 @@ import Testing
 ///
 /// `FERRY_LIFECYCLES` sets how many lives run (default 1,000); `FERRY_SEED` replays from a
 /// seed (each failure prints its own).
-@Suite("Lifecycle model", .serialized)
+@Suite("Lifecycle model", .serialized, .tags(.slow))
 struct LifecycleModelTests {
     @Test("every replica stays equal through the life of a unit, and nothing acknowledged is lost")
     func lifeOfAUnit() throws {

@@ -11,7 +11,7 @@ import Testing
 ///
 /// `FERRY_SCHEDULES` sets how many schedules run (default 1,000); `FERRY_SEED` replays from
 /// a given seed (each failure prints its own).
-@Suite("Convergence property")
+@Suite("Convergence property", .tags(.slow))
 struct ConvergencePropertyTests {
     @Test("replicas converge and keep every concurrent loser, over random schedules")
     func replicasConvergeOverRandomSchedules() throws {
