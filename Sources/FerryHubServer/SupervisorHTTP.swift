@@ -200,7 +200,9 @@ struct SupervisorHTTP: Sendable {
             } catch { return Self.failure(error) }
         }
         // GETs accept the dashboard's cookie (for CSV links); changes need the bearer token.
-        guard let session = session(input, allowCookie: route.method == "GET") else {
+        // The session lookup reads the registry: off the event loop, like every database read.
+        let allowCookie = route.method == "GET"
+        guard let session = await offload({ self.session(input, allowCookie: allowCookie) }) else {
             return Self.failure(WireError(.unauthenticated, "log in first: POST /v1/admin/login, then send Authorization: Bearer TOKEN"))
         }
         let root = session.account.orgID
@@ -313,13 +315,15 @@ struct SupervisorHTTP: Sendable {
                 }
             }
         case .logout:
-            if let s = session(input, allowCookie: true), input.form["csrf"] == s.csrfToken, let t = input.cookie { hub.registry.logout(token: t) }
+            await offload {
+                if let s = self.session(input, allowCookie: true), input.form["csrf"] == s.csrfToken, let t = input.cookie { hub.registry.logout(token: t) }
+            }
             var r = Self.redirect("/login")
             r.setCookie(Self.dashboardCookie(Self.cookie, "", maxAge: 0, sameSite: .strict, secure: input.secure))
             return r
         default: break
         }
-        guard let session = session(input, allowCookie: true) else { return Self.redirect("/login") }
+        guard let session = await offload({ self.session(input, allowCookie: true) }) else { return Self.redirect("/login") }
         let root = session.account.orgID
         let org = input.query["org"] ?? input.form["org"] ?? root
         return await offload {

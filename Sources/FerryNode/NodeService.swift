@@ -157,7 +157,10 @@ public struct NodeService: Service {
                 }
                 started = true
                 do {
-                    if let upgraded = try upgrade(current) {
+                    // Downloads the new standard and migrates the database: blocking work, on
+                    // its own thread like the sync itself.
+                    let upgrade = self.upgrade
+                    if let upgraded = try await Self.inBackground({ try upgrade(current) }) {
                         agent = upgraded
                         logger.info("standard upgraded", metadata: ["version": "\(upgraded.store.standard.version)"])
                         again = true
@@ -187,7 +190,8 @@ public struct NodeService: Service {
     /// Sleeps a second at a time until the schedule says the next sync is due.
     func waitUntilDue(_ schedule: inout SyncSchedule, agent: NodeAgent, stopping: StopFlag) async throws {
         while !stopping.isSet && !Task.isCancelled {
-            let captured = (try? agent.store.capturedWrites()) ?? 0
+            let store = agent.store
+            let captured = (try? await Self.inBackground { try store.capturedWrites() }) ?? 0
             if schedule.isDue(at: clock.now, capturedWrites: captured) { return }
             try await clock.sleep(seconds: 1)
             heartbeat()
@@ -202,7 +206,7 @@ public struct NodeService: Service {
     }
 
     /// Runs blocking work (SQLite, libcurl) on a thread of its own, off the cooperative pool.
-    static func inBackground<T: Sendable>(_ work: @escaping @Sendable () throws(SyncFailure) -> T) async throws -> T {
+    static func inBackground<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { c in
             Thread.detachNewThread {
                 do { c.resume(returning: try work()) } catch { c.resume(throwing: error) }
