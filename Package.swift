@@ -62,12 +62,12 @@ let package = Package(
         .target(name: "FerryCompression", dependencies: ["CZlib"]),
         // libcurl, with typed shims for its variadic calls, and a small blocking client.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .target(name: "FerryHTTPClient", dependencies: ["CCurl"]),
+        .target(name: "FerryHTTPClient", dependencies: ["FerryCore", "CCurl"]),
         // The hub's logic: registry, enrolment, authentication, push/pull. No HTTP.
         .target(
             name: "FerryHub",
             dependencies: [
-                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTrust", "FerryWire",
+                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTrust", "FerryWire", "FerryConfig",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -96,7 +96,7 @@ let package = Package(
             name: "FerryNode",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryStandardFile", "FerryTrust", "FerryWire", "FerryCompression",
-                "FerryHTTPClient",
+                "FerryHTTPClient", "FerryConfig",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -110,7 +110,7 @@ let package = Package(
             ]
         ),
         // The node's and the hub's config files: defaults, loading, validation, example files.
-        .target(name: "FerryConfig", dependencies: ["FerryWire", .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "FerryConfig", dependencies: ["FerryCore", "FerryWire", .product(name: "TOMLKit", package: "TOMLKit")]),
         // A seeded sample province (org tree, reference data, years of unit records) as SQL
         // statements, for the demo, end-to-end tests and benchmarks. Pure: opens no database.
         .target(name: "FerrySample", dependencies: ["FerryCore"]),

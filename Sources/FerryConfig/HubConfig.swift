@@ -1,3 +1,4 @@
+import FerryCore
 import FerryWire
 import Foundation
 
@@ -13,19 +14,19 @@ public struct HubConfig: Sendable, Equatable {
     /// The data directory: replica, registry, standard, signing key (default "/var/lib/ferry-hub").
     public var dir = "/var/lib/ferry-hub"
     /// host:port to serve the sync protocol on (default "127.0.0.1:7700").
-    public var listen = "127.0.0.1:7700"
+    public var listen = FerryDefaults.Hub.listen
     /// A standard file to publish when the hub is created; "" (default) is the built-in one.
     public var standard = ""
     /// Sync requests served at once; more get 503 with Retry-After (default 32).
-    public var maxConcurrentSessions = 32
+    public var maxConcurrentSessions = FerryDefaults.Hub.maxConcurrentSessions
     /// Largest accepted request body, bytes, after decompression (default 16777216).
-    public var maxBodyBytes = 16_777_216
+    public var maxBodyBytes = FerryDefaults.Hub.maxBodyBytes
     /// How long an enrolment token stays valid, days (default 7).
-    public var tokenLifetimeDays = 7
+    public var tokenLifetimeDays = FerryDefaults.Hub.tokenLifetimeDays
     /// Days without a sync after which a node is listed as silent (default 7).
-    public var silentAfterDays = 7
+    public var silentAfterDays = FerryDefaults.Hub.silentAfterDays
     /// How long a supervisor's dashboard or API login lasts, hours (default 8).
-    public var adminSessionHours = 8
+    public var adminSessionHours = FerryDefaults.Hub.adminSessionHours
     /// The hub's own reverse proxies, whose X-Forwarded-For names the client: IP addresses
     /// or CIDR ranges joined by commas (default "": none).
     public var trustedProxies = ""
@@ -43,28 +44,28 @@ public struct HubConfig: Sendable, Equatable {
     /// `[limits]`: connections and requests taken before the sender is known.
     public struct HubLimitsConfig: Sendable, Equatable {
         /// Connections open at once (default 1024).
-        public var maxConnections = 1024
+        public var maxConnections = FerryDefaults.Hub.maxConnections
         /// Connections open at once from one address (default 16).
-        public var maxConnectionsPerAddress = 16
+        public var maxConnectionsPerAddress = FerryDefaults.Hub.maxConnectionsPerAddress
         /// Requests read before authentication, at once (default 8).
-        public var maxUnauthenticatedReads = 8
+        public var maxUnauthenticatedReads = FerryDefaults.Hub.maxUnauthenticatedReads
         /// The same per address (default 4).
-        public var maxUnauthenticatedPerAddress = 4
+        public var maxUnauthenticatedPerAddress = FerryDefaults.Hub.maxUnauthenticatedPerAddress
         /// Largest enrolment body, bytes, as sent and after gunzip (default 16384).
-        public var maxEnrolBodyBytes = 16_384
+        public var maxEnrolBodyBytes = FerryDefaults.Hub.maxEnrolBodyBytes
         /// Enrolments at once (default 4).
-        public var maxConcurrentEnrolments = 4
+        public var maxConcurrentEnrolments = FerryDefaults.Hub.maxConcurrentEnrolments
         /// Enrolment attempts per address and minute (default 10).
-        public var enrolAttemptsPerMinute = 10
+        public var enrolAttemptsPerMinute = FerryDefaults.Hub.enrolAttemptsPerMinute
         public init() {}
     }
 
     /// `[timeouts]`: how long a silent client is waited for.
     public struct HubTimeoutsConfig: Sendable, Equatable {
         /// Seconds for a complete request head (default 30).
-        public var requestHeadSeconds = 30
+        public var requestHeadSeconds = FerryDefaults.Hub.requestHeadSeconds
         /// Seconds a body may go without a byte (default 30).
-        public var bodyProgressSeconds = 30
+        public var bodyProgressSeconds = FerryDefaults.Hub.bodyProgressSeconds
         public init() {}
     }
 

@@ -1,3 +1,4 @@
+import FerryCore
 import Foundation
 
 /// `[log]`: how much the daemon logs (to stderr, which journald collects under systemd).
@@ -47,24 +48,24 @@ public struct NodeConfig: Sendable, Equatable {
     /// `[sync]`: when the node syncs and how much it sends at once.
     public struct Sync: Sendable, Equatable {
         /// Seconds between scheduled syncs when nothing changes (default 300).
-        public var intervalSeconds = 300
+        public var intervalSeconds = FerryDefaults.Node.syncIntervalSeconds
         /// Seconds after the last local write before syncing it (default 5).
-        public var debounceSeconds = 5
+        public var debounceSeconds = FerryDefaults.Node.debounceSeconds
         /// Upper bound on one batch, bytes (default 65536).
-        public var batchBytes = 65536
+        public var batchBytes = FerryDefaults.Node.batchBytes
         public init() {}
     }
 
     /// `[http]`: the connection to the hub (libcurl options).
     public struct HTTP: Sendable, Equatable {
         /// Seconds for DNS, TCP, proxy and TLS handshake (default 20).
-        public var connectTimeoutSeconds = 20
+        public var connectTimeoutSeconds = FerryDefaults.Node.connectTimeoutSeconds
         /// Seconds one request may take in all (default 300).
-        public var totalTimeoutSeconds = 300
+        public var totalTimeoutSeconds = FerryDefaults.Node.totalTimeoutSeconds
         /// With `lowSpeedSeconds`: a transfer below this rate for that long is dropped (default 64).
-        public var lowSpeedBytesPerSecond = 64
+        public var lowSpeedBytesPerSecond = FerryDefaults.Node.lowSpeedBytesPerSecond
         /// See `lowSpeedBytesPerSecond` (default 60).
-        public var lowSpeedSeconds = 60
+        public var lowSpeedSeconds = FerryDefaults.Node.lowSpeedSeconds
         /// CA bundle to trust instead of the system's; "" (default) uses the system's.
         public var caFile = ""
         /// The hub's public key pin (libcurl CURLOPT_PINNEDPUBLICKEY); "" (default) pins nothing.
@@ -78,9 +79,9 @@ public struct NodeConfig: Sendable, Equatable {
     /// `[retry]`: backoff after failed syncs (full jitter, doubling from base to cap).
     public struct Retry: Sendable, Equatable {
         /// The first backoff ceiling, seconds (default 5).
-        public var baseSeconds = 5
+        public var baseSeconds = FerryDefaults.Node.retryBaseSeconds
         /// The largest backoff, seconds (default 600).
-        public var capSeconds = 600
+        public var capSeconds = FerryDefaults.Node.retryCapSeconds
         public init() {}
     }
 

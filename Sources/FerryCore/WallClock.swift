@@ -16,7 +16,7 @@ public struct RetryPolicy: Sendable, Equatable {
     /// The largest backoff, seconds (default 600: a weak link is retried at least every 10 min).
     public var capSeconds: Double
 
-    public init(baseSeconds: Double = 5, capSeconds: Double = 600) {
+    public init(baseSeconds: Double = Double(FerryDefaults.Node.retryBaseSeconds), capSeconds: Double = Double(FerryDefaults.Node.retryCapSeconds)) {
         self.baseSeconds = baseSeconds
         self.capSeconds = capSeconds
     }

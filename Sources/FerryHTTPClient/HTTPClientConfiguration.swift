@@ -1,3 +1,4 @@
+import FerryCore
 import Foundation
 
 /// How an `HTTPClient` connects, how long it waits, and how it checks the peer.
@@ -36,10 +37,10 @@ public struct HTTPClientConfiguration: Sendable, Equatable {
     public var userAgent: String
 
     public init(
-        connectTimeoutSeconds: Int = 20,
-        totalTimeoutSeconds: Int = 300,
-        lowSpeedLimitBytesPerSecond: Int = 64,
-        lowSpeedTimeSeconds: Int = 60,
+        connectTimeoutSeconds: Int = FerryDefaults.Node.connectTimeoutSeconds,
+        totalTimeoutSeconds: Int = FerryDefaults.Node.totalTimeoutSeconds,
+        lowSpeedLimitBytesPerSecond: Int = FerryDefaults.Node.lowSpeedBytesPerSecond,
+        lowSpeedTimeSeconds: Int = FerryDefaults.Node.lowSpeedSeconds,
         caFile: String? = nil,
         pinnedPublicKey: String? = nil,
         verifyTLS: Bool = true,

@@ -18,23 +18,23 @@ public enum HubError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Tunables of a hub; defaults suit a province hub on modest hardware.
+/// Tunables of a hub; defaults (`FerryDefaults.Hub`) suit a province hub on modest hardware.
 public struct HubSettings: Sendable {
     /// Sync requests (push, pull) served at once; more get 503 with Retry-After.
-    public var maxConcurrentSessions = 32
+    public var maxConcurrentSessions = FerryDefaults.Hub.maxConcurrentSessions
     /// Largest accepted request body, bytes (after decompression).
-    public var maxBodyBytes = 16 << 20
+    public var maxBodyBytes = FerryDefaults.Hub.maxBodyBytes
     /// Largest batch a pull may ask for, bytes.
-    public var maxPullBytes = 4 << 20
+    public var maxPullBytes = FerryDefaults.Hub.maxPullBytes
     /// How long an enrolment token stays valid, seconds.
-    public var tokenLifetimeSeconds: UInt64 = 7 * 24 * 3600
+    public var tokenLifetimeSeconds = UInt64(FerryDefaults.Hub.tokenLifetimeDays) * 86_400
     /// How long a request waits for a database locked by another process before the hub
     /// answers 503 (retryable), seconds.
-    public var busyTimeoutSeconds: Double = 10
+    public var busyTimeoutSeconds = Double(FerryDefaults.Hub.busyTimeoutSeconds)
     /// Days without a successful sync after which a unit is listed as silent.
-    public var silentAfterDays = 7
+    public var silentAfterDays = FerryDefaults.Hub.silentAfterDays
     /// How long a supervisor's dashboard or API login lasts, seconds.
-    public var adminSessionSeconds: UInt64 = 8 * 3600
+    public var adminSessionSeconds = UInt64(FerryDefaults.Hub.adminSessionHours) * 3600
     /// The hub's own reverse proxies, whose `X-Forwarded-For` names the client; empty
     /// (default): the connection's peer is the client.
     public var trustedProxies: [IPAddressRange] = []

@@ -40,7 +40,10 @@ public struct SyncSchedule: Sendable {
     public private(set) var writesBringForward = true
     private var writes: (count: Int, since: Double)?
 
-    public init(intervalSeconds: Double = 300, debounceSeconds: Double = 5, retry: RetryPolicy = RetryPolicy()) {
+    public init(
+        intervalSeconds: Double = Double(FerryDefaults.Node.syncIntervalSeconds), debounceSeconds: Double = Double(FerryDefaults.Node.debounceSeconds),
+        retry: RetryPolicy = RetryPolicy()
+    ) {
         self.intervalSeconds = intervalSeconds
         self.debounceSeconds = debounceSeconds
         self.retry = SyncRetry(policy: retry)
@@ -102,7 +105,10 @@ public struct NodeService: Service {
     public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
     let logger: Logger
 
-    public init(agent: NodeAgent, intervalSeconds: Double = 300, debounceSeconds: Double = 5, retry: RetryPolicy = RetryPolicy(), logger: Logger = Logger(label: "ferry.node")) {
+    public init(
+        agent: NodeAgent, intervalSeconds: Double = Double(FerryDefaults.Node.syncIntervalSeconds),
+        debounceSeconds: Double = Double(FerryDefaults.Node.debounceSeconds), retry: RetryPolicy = RetryPolicy(), logger: Logger = Logger(label: "ferry.node")
+    ) {
         self.agent = agent
         self.intervalSeconds = intervalSeconds
         self.debounceSeconds = debounceSeconds

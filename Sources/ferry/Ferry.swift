@@ -112,7 +112,7 @@ struct HubCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "publish",
             abstract: "Publish a new version of the standard (additions only); nodes migrate themselves on their next sync.")
-        @Option(name: .long, help: "The hub's data directory.") var dir = "ferry-hub"
+        @Option(name: .long, help: "The hub's data directory.") var dir = FerryDefaults.Hub.directory
         @Argument(help: "The new standard file (TOML).") var file: String
         func run() throws {
             try Hub.requireExisting(dir)
@@ -136,7 +136,7 @@ struct HubCommand: AsyncParsableCommand {
     }
 
     struct Dir: ParsableArguments {
-        @Option(name: .long, help: "The hub's data directory.") var dir = "ferry-hub"
+        @Option(name: .long, help: "The hub's data directory.") var dir = FerryDefaults.Hub.directory
 
         /// The hub in `dir`; fails, creating nothing, when the folder holds none.
         func open() throws -> Hub { try Hub.open(existing: dir) }
@@ -161,10 +161,10 @@ struct HubCommand: AsyncParsableCommand {
         @OptionGroup var dir: Dir
         @Option(name: .long, help: "The standard file to publish when the hub is created (default: the built-in party-building standard).")
         var standard: String?
-        @Option(name: .long, help: "Address to listen on, host:port (port 0 picks a free one).") var listen = "127.0.0.1:7700"
-        @Option(name: .long, help: "Sync requests served at once; more get 503 + Retry-After.") var maxSessions = 32
+        @Option(name: .long, help: "Address to listen on, host:port (port 0 picks a free one).") var listen = FerryDefaults.Hub.listen
+        @Option(name: .long, help: "Sync requests served at once; more get 503 + Retry-After.") var maxSessions = FerryDefaults.Hub.maxConcurrentSessions
         @Option(name: .long, help: "Seconds a request waits for a database locked by another process before a retryable 503.")
-        var busyTimeout: Double = 10
+        var busyTimeout = Double(FerryDefaults.Hub.busyTimeoutSeconds)
         @Option(name: .long, help: "Serve Prometheus metrics at http://host:port/metrics (off when unset).") var metrics: String?
         @Option(name: .long, help: "The hub's reverse proxies, whose X-Forwarded-For names the client: addresses or CIDR ranges joined by commas.")
         var trustedProxies = ""
@@ -196,26 +196,13 @@ struct HubCommand: AsyncParsableCommand {
             var level = Logger.Level.info
             if let config {
                 let c = try HubConfig.load(path: config)
+                settings = HubSettings(config: c)
+                settings.busyTimeoutSeconds = busyTimeout
                 listen = c.listen
                 directory = c.dir
                 standardPath = c.standard.isEmpty ? nil : c.standard
-                settings.maxConcurrentSessions = c.maxConcurrentSessions
-                settings.maxBodyBytes = c.maxBodyBytes
-                settings.tokenLifetimeSeconds = UInt64(c.tokenLifetimeDays) * 86_400
-                settings.silentAfterDays = c.silentAfterDays
-                settings.adminSessionSeconds = UInt64(c.adminSessionHours) * 3600
-                settings.trustedProxies = c.trustedProxyRanges
                 metricsListen = c.metrics.listen
                 level = Logger.Level(rawValue: c.log.level) ?? .info
-                settings.transport.maxConnections = c.limits.maxConnections
-                settings.transport.maxConnectionsPerAddress = c.limits.maxConnectionsPerAddress
-                settings.transport.maxUnauthenticatedReads = c.limits.maxUnauthenticatedReads
-                settings.transport.maxUnauthenticatedPerAddress = c.limits.maxUnauthenticatedPerAddress
-                settings.transport.maxEnrolBodyBytes = c.limits.maxEnrolBodyBytes
-                settings.transport.maxConcurrentEnrolments = c.limits.maxConcurrentEnrolments
-                settings.transport.enrolAttemptsPerMinute = c.limits.enrolAttemptsPerMinute
-                settings.transport.requestHeadTimeoutSeconds = c.timeouts.requestHeadSeconds
-                settings.transport.bodyProgressTimeoutSeconds = c.timeouts.bodyProgressSeconds
                 if !c.tls.certificate.isEmpty { tls = HubTLS(certificatePath: c.tls.certificate, keyPath: c.tls.key) }
             }
             bootstrapLogging(level)
@@ -362,18 +349,16 @@ struct HubCommand: AsyncParsableCommand {
 // MARK: - Node
 
 struct NodeDir: ParsableArguments {
-    @Option(name: .long, help: "The node's data directory.") var dir = "ferry-node"
-    @Option(name: .long, help: "Seconds to wait for a connection to the hub.") var connectTimeout = 20
+    @Option(name: .long, help: "The node's data directory.") var dir = FerryDefaults.Node.directory
+    @Option(name: .long, help: "Seconds to wait for a connection to the hub.") var connectTimeout = FerryDefaults.Node.connectTimeoutSeconds
     @Option(name: .long, help: "Give up a transfer slower than --low-speed-limit bytes/s for this many seconds (a stalled link).")
-    var lowSpeedSeconds = 60
-    @Option(name: .long, help: "Bytes/s below which a transfer counts as stalled.") var lowSpeedLimit = 64
-    @Option(name: .long, help: "Longest one request may take, seconds.") var totalTimeout = 300
+    var lowSpeedSeconds = FerryDefaults.Node.lowSpeedSeconds
+    @Option(name: .long, help: "Bytes/s below which a transfer counts as stalled.") var lowSpeedLimit = FerryDefaults.Node.lowSpeedBytesPerSecond
+    @Option(name: .long, help: "Longest one request may take, seconds.") var totalTimeout = FerryDefaults.Node.totalTimeoutSeconds
     @Option(name: .long, help: "CA bundle to verify the hub's TLS certificate.") var caFile: String?
     @Option(name: .long, help: "Pinned hub key for TLS, e.g. sha256//BASE64.") var pinnedKey: String?
     @Option(name: .long, help: "HTTP proxy to reach the hub through.") var proxy: String?
     @Option(name: .long, help: .hidden) var clockOffsetMs: Int64 = 0
-
-    var clock: SystemClock { SystemClock(offsetMillis: clockOffsetMs) }
 
     var http: HTTPClientConfiguration {
         var c = HTTPClientConfiguration()
@@ -384,40 +369,14 @@ struct NodeDir: ParsableArguments {
         c.caFile = caFile
         c.pinnedPublicKey = pinnedKey
         c.proxy = proxy
-        c.userAgent = "ferry/\(FerryRelease.version)"
         return c
     }
 
-    /// `readOnly`: for looking (the status screen): no write lock is taken, so it never waits
-    /// behind a clerk's open transaction.
-    func open(clock: any WallClock = SystemClock(), readOnly: Bool = false) throws -> (NodeIdentity, ReplicaStore) {
-        let identity = try NodeIdentity.load(directory: dir)
-        let standard = try StandardFile.load(path: "\(dir)/standard.toml")
-        let replica = ReplicaIdentity(node: try NodeID(identity.nodeID), role: .unit(identity.unitID))
-        do {
-            return (identity, try ReplicaStore(path: "\(dir)/unit.db", standard: standard, identity: replica, clock: clock, readOnly: readOnly))
-        } catch StoreError.needsUpgrade {
-            // First opened by this build (an upgrade, a standard migration): once, writable.
-            return (identity, try ReplicaStore(path: "\(dir)/unit.db", standard: standard, identity: replica, clock: clock))
-        }
-    }
+    /// The folder and connection these flags name (FerryNode opens, connects and upgrades).
+    var folder: NodeFolder { NodeFolder(directory: dir, http: http, clockOffsetMillis: clockOffsetMs) }
 
-    /// Installs the hub's newer standard and reopens the database with it (migrating it);
-    /// returns the new agent, or nil when the node is up to date.
-    func upgradeIfAvailable(_ agent: NodeAgent) throws -> NodeAgent? {
-        guard StandardUpgrade.isAvailable(agent.hub, current: agent.store.standard) else { return nil }
-        _ = try StandardUpgrade.install(from: agent.hub, identity: agent.identity, current: agent.store.standard, directory: dir)
-        try agent.store.close()
-        return try self.agent(batchBytes: agent.batchBytes)
-    }
-
-    func agent(batchBytes: Int = 64 * 1024) throws -> NodeAgent {
-        let clock = self.clock
-        let (identity, store) = try open(clock: clock)
-        return NodeAgent(
-            store: store, hub: try HTTPHubConnection(identity: identity, clock: clock, configuration: http), identity: identity, clock: clock,
-            batchBytes: batchBytes)
-    }
+    func open(readOnly: Bool = false) throws -> (NodeIdentity, ReplicaStore) { try folder.open(clock: folder.clock, readOnly: readOnly) }
+    func agent(batchBytes: Int = FerryDefaults.Node.batchBytes) throws -> NodeAgent { try folder.agent(batchBytes: batchBytes) }
 }
 
 struct NodeCommand: AsyncParsableCommand {
@@ -452,58 +411,41 @@ struct NodeCommand: AsyncParsableCommand {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run the node: sync on a schedule, after local writes, and with backoff after failures.")
         @OptionGroup var dir: NodeDir
-        @Option(name: .long, help: "Seconds between scheduled syncs.") var interval: Double = 300
-        @Option(name: .long, help: "Seconds after the last local write before syncing it.") var debounce: Double = 5
+        @Option(name: .long, help: "Seconds between scheduled syncs.") var interval = Double(FerryDefaults.Node.syncIntervalSeconds)
+        @Option(name: .long, help: "Seconds after the last local write before syncing it.") var debounce = Double(FerryDefaults.Node.debounceSeconds)
         @Option(name: .long, help: "Serve Prometheus metrics at http://host:port/metrics (off when unset).") var metrics: String?
 
         @Option(name: .long, help: "The node's config file (TOML; see deploy/ferry-node.toml.example). Its values replace the flags.")
         var config: String?
 
         func run() async throws {
-            var nodeDir = dir
-            var interval = self.interval
-            var debounce = self.debounce
-            var batchBytes = 64 * 1024
-            var retry = RetryPolicy()
-            var metricsListen = metrics
-            var level = Logger.Level.info
-            if let config {
-                let c = try NodeConfig.load(path: config)
-                nodeDir.dir = c.dir
-                interval = Double(c.sync.intervalSeconds)
-                debounce = Double(c.sync.debounceSeconds)
-                batchBytes = c.sync.batchBytes
-                nodeDir.connectTimeout = c.http.connectTimeoutSeconds
-                nodeDir.totalTimeout = c.http.totalTimeoutSeconds
-                nodeDir.lowSpeedLimit = c.http.lowSpeedBytesPerSecond
-                nodeDir.lowSpeedSeconds = c.http.lowSpeedSeconds
-                nodeDir.caFile = c.http.caFile.isEmpty ? nil : c.http.caFile
-                nodeDir.pinnedKey = c.http.pinnedPublicKey.isEmpty ? nil : c.http.pinnedPublicKey
-                nodeDir.proxy = c.http.proxy.isEmpty ? nil : c.http.proxy
-                retry = RetryPolicy(baseSeconds: Double(c.retry.baseSeconds), capSeconds: Double(c.retry.capSeconds))
-                metricsListen = c.metrics.listen
-                level = Logger.Level(rawValue: c.log.level) ?? .info
-            }
+            var run = NodeRunSettings(folder: dir.folder)
+            run.intervalSeconds = interval
+            run.debounceSeconds = debounce
+            run.metricsListen = metrics
+            if let config { run = NodeRunSettings(config: try NodeConfig.load(path: config), clockOffsetMillis: dir.clockOffsetMs) }
+            let level = Logger.Level(rawValue: run.logLevel) ?? .info
+            let folder = run.folder
             bootstrapLogging(level)
             // Held for the daemon's life: ferry status sees whether it runs.
-            let lock = try DaemonLock.acquire(directory: nodeDir.dir)
+            let lock = try DaemonLock.acquire(directory: folder.directory)
             defer { withExtendedLifetime(lock) {} }
-            let metricsApp = try metricsService(metricsListen)
+            let metricsApp = try metricsService(run.metricsListen)
             let logger = Logger(label: "ferry.node")
             let notifier = SystemdNotifier()
             // Opening the database may migrate it after an upgrade: ask systemd for the time.
             _ = try? notifier.extendTimeout(by: .seconds(600))
             var service = NodeService(
-                agent: try nodeDir.agent(batchBytes: batchBytes), intervalSeconds: interval, debounceSeconds: debounce, retry: retry, logger: logger)
+                agent: try folder.agent(batchBytes: run.batchBytes), intervalSeconds: run.intervalSeconds, debounceSeconds: run.debounceSeconds,
+                retry: run.retry, logger: logger)
             service.onStatus = { line in _ = try? notifier.status(line) }
-            let upgradeDir = nodeDir
-            service.upgrade = { agent in try upgradeDir.upgradeIfAvailable(agent) }
+            service.upgrade = { agent in try folder.upgradeIfAvailable(agent) }
             let heartbeat = Heartbeat()
             service.heartbeat = { heartbeat.beat() }
             // A sync may legitimately take the whole total timeout; beyond that plus slack the
             // loop is hung and systemd should restart it.
             let watchdog = WatchdogService(
-                notifier: notifier, liveness: heartbeat.liveness(maxSilence: .seconds(nodeDir.totalTimeout + 120)),
+                notifier: notifier, liveness: heartbeat.liveness(maxSilence: .seconds(folder.http.totalTimeoutSeconds + 120)),
                 onWithheld: { logger.error("watchdog ping withheld: the sync loop made no progress") })
             _ = try? notifier.ready(status: "node \(service.agent.identity.nodeID) syncing with \(service.agent.identity.hubURL)")
             let services: [any Service] = [watchdog, StopNotice(notifier: notifier), service] + (metricsApp.map { [$0] } ?? [])
@@ -522,7 +464,7 @@ struct Sync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Exchange changes with the hub now, showing progress. 立即与上级同步。")
     @OptionGroup var dir: NodeDir
     @OptionGroup var language: Language
-    @Option(name: .long, help: "Upper bound on one batch, bytes (smaller batches lose less when a weak link drops).") var batchBytes = 64 * 1024
+    @Option(name: .long, help: "Upper bound on one batch, bytes (smaller batches lose less when a weak link drops).") var batchBytes = FerryDefaults.Node.batchBytes
     @Option(
         name: .long,
         help: "Attempts in a row that move nothing before giving up (0: stop at the first failure). While data moves, the sync carries on through any number of cuts.")
@@ -546,7 +488,7 @@ struct Sync: AsyncParsableCommand {
         }
         do {
             var r = try Self.persisting(agent, progress: progress, language: language, retries: retries)
-            if let upgraded = try dir.upgradeIfAvailable(agent) {
+            if let upgraded = try dir.folder.upgradeIfAvailable(agent) {
                 agent = upgraded
                 show(language.say("  已升级数据标准至 \(agent.store.standard.version)，数据库已迁移", "  moved to standard \(agent.store.standard.version); database migrated"))
                 let again = try Self.persisting(agent, progress: progress, language: language, retries: retries)

@@ -2,6 +2,7 @@ import FerryCompression
 import FerryConfig
 import FerryCore
 import FerryHub
+import FerryNode
 @testable import FerryHubServer
 import FerryTestSupport
 import FerryTrust
@@ -233,6 +234,78 @@ struct AdmissionTests {
         #expect(c.timeouts.requestHeadSeconds == t.requestHeadTimeoutSeconds)
         #expect(c.timeouts.bodyProgressSeconds == t.bodyProgressTimeoutSeconds)
         #expect(c.maxConcurrentSessions == HubSettings().maxConcurrentSessions && c.maxBodyBytes == HubSettings().maxBodyBytes)
+        // The settings a hub.toml at its defaults gives are the hub's defaults.
+        let mapped = HubSettings(config: c)
+        let plain = HubSettings()
+        #expect(mapped.transport == plain.transport)
+        #expect(mapped.tokenLifetimeSeconds == plain.tokenLifetimeSeconds && mapped.silentAfterDays == plain.silentAfterDays)
+        #expect(mapped.adminSessionSeconds == plain.adminSessionSeconds && mapped.maxConcurrentSessions == plain.maxConcurrentSessions)
+    }
+
+    @Test("every key of a hub.toml and a ferry-node.toml reaches the settings the hub and the node run with")
+    func configValuesReachTheSettings() throws {
+        let hub = try HubConfig.parse(
+            """
+            dir = "/srv/hub"
+            max_concurrent_sessions = 7
+            max_body_bytes = 1000000
+            token_lifetime_days = 3
+            silent_after_days = 2
+            admin_session_hours = 1
+            trusted_proxies = "10.0.0.0/8"
+            [limits]
+            max_connections = 100
+            max_connections_per_address = 5
+            max_unauthenticated_reads = 3
+            max_unauthenticated_per_address = 2
+            max_enrol_body_bytes = 9000
+            max_concurrent_enrolments = 2
+            enrol_attempts_per_minute = 4
+            [timeouts]
+            request_head_seconds = 11
+            body_progress_seconds = 12
+            """)
+        let s = HubSettings(config: hub)
+        #expect(s.maxConcurrentSessions == 7 && s.maxBodyBytes == 1_000_000 && s.tokenLifetimeSeconds == 3 * 86_400)
+        #expect(s.silentAfterDays == 2 && s.adminSessionSeconds == 3600 && s.trustedProxies.count == 1)
+        #expect(s.transport.maxConnections == 100 && s.transport.maxConnectionsPerAddress == 5 && s.transport.maxUnauthenticatedReads == 3)
+        #expect(s.transport.maxUnauthenticatedPerAddress == 2 && s.transport.maxEnrolBodyBytes == 9000 && s.transport.maxConcurrentEnrolments == 2)
+        #expect(s.transport.enrolAttemptsPerMinute == 4 && s.transport.requestHeadTimeoutSeconds == 11 && s.transport.bodyProgressTimeoutSeconds == 12)
+
+        let node = try NodeConfig.parse(
+            """
+            dir = "/srv/node"
+            [sync]
+            interval_seconds = 60
+            debounce_seconds = 2
+            batch_bytes = 16384
+            [http]
+            connect_timeout_seconds = 9
+            total_timeout_seconds = 99
+            low_speed_bytes_per_second = 10
+            low_speed_seconds = 30
+            ca_file = "/etc/ca.pem"
+            pinned_public_key = "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+            proxy = "http://10.0.0.1:3128"
+            [retry]
+            base_seconds = 3
+            cap_seconds = 90
+            [metrics]
+            listen = "127.0.0.1:9470"
+            [log]
+            level = "debug"
+            """)
+        let r = NodeRunSettings(config: node)
+        #expect(r.folder.directory == "/srv/node" && r.intervalSeconds == 60 && r.debounceSeconds == 2 && r.batchBytes == 16384)
+        #expect(r.folder.http.connectTimeoutSeconds == 9 && r.folder.http.totalTimeoutSeconds == 99)
+        #expect(r.folder.http.lowSpeedLimitBytesPerSecond == 10 && r.folder.http.lowSpeedTimeSeconds == 30)
+        #expect(r.folder.http.caFile == "/etc/ca.pem" && r.folder.http.pinnedPublicKey == "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" && r.folder.http.proxy == "http://10.0.0.1:3128")
+        #expect(r.retry.baseSeconds == 3 && r.retry.capSeconds == 90 && r.metricsListen == "127.0.0.1:9470" && r.logLevel == "debug")
+        #expect(r.folder.http.userAgent.hasPrefix("ferry/"))
+        // At its defaults, a node config gives what the flags' defaults give.
+        let plain = NodeRunSettings(config: NodeConfig())
+        #expect(plain.intervalSeconds == Double(FerryDefaults.Node.syncIntervalSeconds) && plain.batchBytes == FerryDefaults.Node.batchBytes)
+        #expect(plain.folder.http == NodeFolder(directory: plain.folder.directory).http && plain.retry == RetryPolicy())
     }
 
     @Test("a head must arrive within its timeout; a body may be slow but not silent; no deadline runs while the hub answers")
