@@ -122,34 +122,7 @@ public enum ReportFormat {
     /// of acting. Everything else, Chinese included, is unchanged.
     ///
     ///     ReportFormat.terminal("王\u{1B}[2J芳")   // "王\x1b[2J芳"
-    public static func terminal(_ s: String) -> String {
-        guard s.unicodeScalars.contains(where: isUnsafeOnTerminal) else { return s }
-        var out = ""
-        out.reserveCapacity(s.utf8.count + 8)
-        for u in s.unicodeScalars {
-            guard isUnsafeOnTerminal(u) else {
-                out.unicodeScalars.append(u)
-                continue
-            }
-            switch u {
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                let hex = String(u.value, radix: 16)
-                out += u.value < 0x100 ? "\\x" + (hex.count < 2 ? "0" + hex : hex) : "\\u{\(hex.uppercased())}"
-            }
-        }
-        return out
-    }
-
-    static func isUnsafeOnTerminal(_ u: Unicode.Scalar) -> Bool {
-        switch u.value {
-        case 0x00...0x1F, 0x7F...0x9F: return true  // C0, DEL, C1
-        case 0x202A...0x202E, 0x2066...0x2069: return true  // bidirectional embeddings, overrides, isolates
-        default: return false
-        }
-    }
+    public static func terminal(_ s: String) -> String { TerminalText.escape(s) }
 
     /// A CSV document: UTF-8 with a byte-order mark (so spreadsheet programs read Chinese
     /// correctly), RFC 4180 quoting, CRLF line ends. Every cell passes through

@@ -175,7 +175,7 @@ extension ReplicaStore {
     @discardableResult
     public func scrub() throws -> ScrubReport {
         var strays: [(TableDefinition, [Value])] = []
-        var report = try write { db, tx in
+        let report = try write { db, tx in
             _ = try stamp(db, tx)
             var report = ScrubReport()
             for t in standard.tables where t.isSynced {
