@@ -73,12 +73,15 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // The supervisor's words and tables, for the terminal, CSV and the dashboard alike:
+        // labels in Chinese and English, number and time formats, terminal escaping, CSV.
+        .target(name: "FerryReports", dependencies: ["FerryCore", "FerryHub"]),
         // The hub over HTTP (Hummingbird 2), with TLS of its own (HummingbirdTLS: the only
         // module that pulls in NIOSSL) and the connection guard (NIO channel handlers).
         .target(
             name: "FerryHubServer",
             dependencies: [
-                "FerryCore", "FerryHub", "FerryWire", "FerryTrust", "FerryCompression",
+                "FerryCore", "FerryHub", "FerryReports", "FerryWire", "FerryTrust", "FerryCompression",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -129,12 +132,11 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryCore", "FerryStore", "FerryStandardFile", "FerryHub", "FerryHubServer", "FerryNode",
+                "FerryCore", "FerryStore", "FerryStandardFile", "FerryHub", "FerryHubServer", "FerryNode", "FerryReports",
                 "FerryWire", "FerryTrust", "FerryHTTPClient", "FerryConfig", "FerrySystemd", "FerryDemo", "FerrySample",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -171,7 +173,7 @@ let package = Package(
             name: "FerryEndToEndTests",
             dependencies: [
                 "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport", "FerryHub", "FerryNode",
-                "FerryWire", "FerryTrust", "FerryHubServer", "FerryDemo", "FerrySample", "FerryConfig", "FerryCompression", "FerryHTTPClient",
+                "FerryWire", "FerryTrust", "FerryHubServer", "FerryReports", "FerryDemo", "FerrySample", "FerryConfig", "FerryCompression", "FerryHTTPClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -1,5 +1,6 @@
 import FerryCore
 import FerryHub
+import FerryReports
 import Foundation
 
 /// The dashboard's HTML, rendered on the server: plain HTML, inline CSS and SVG charts,

@@ -1,5 +1,6 @@
 import FerryCore
 import FerryHub
+import FerryReports
 import FerryWire
 import Foundation
 import HTTPTypes

@@ -3,6 +3,7 @@ import FerryConfig
 import FerryCore
 import FerryHTTPClient
 import FerryHub
+import FerryReports
 import FerryHubServer
 import FerryNode
 import FerryStandardFile
@@ -11,7 +12,6 @@ import FerrySystemd
 import FerryTrust
 import FerryWire
 import Foundation
-import Hummingbird
 import Logging
 import Metrics
 import Prometheus

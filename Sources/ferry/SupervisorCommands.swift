@@ -3,6 +3,7 @@ import FerryConfig
 import FerryCore
 import FerryDemo
 import FerryHub
+import FerryReports
 import FerryHubServer
 import FerrySample
 import FerryWire

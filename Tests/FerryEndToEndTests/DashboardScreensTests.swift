@@ -1,6 +1,7 @@
 import FerryCore
 import FerryDemo
 import FerryHub
+import FerryReports
 @testable import FerryHubServer
 import FerrySample
 import FerryTestSupport

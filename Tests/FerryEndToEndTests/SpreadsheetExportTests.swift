@@ -1,4 +1,5 @@
 import FerryHubServer
+import FerryReports
 import FerryTestSupport
 import Foundation
 import Testing
