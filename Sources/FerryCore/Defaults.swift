@@ -26,7 +26,8 @@ public enum FerryDefaults {
     /// A supervisor's hub (`ferry hub serve`, hub.toml).
     public enum Hub {
         public static let directory = "ferry-hub"
-        public static let listen = "127.0.0.1:7700"
+        public static let port = 7700
+        public static let listen = "127.0.0.1:\(port)"
         /// Sync requests served at once; more get 503 + Retry-After.
         public static let maxConcurrentSessions = 32
         public static let maxBodyBytes = 16 << 20

@@ -3,19 +3,8 @@ import FerryStore
 import FerryWire
 import Foundation
 
-/// An org node as a report names it.
-public struct OrgRef: Sendable, Equatable, Codable {
-    public var id: String
-    public var name: String
-    public var level: String
-    public var industry: String?
-    public init(id: String, name: String, level: String, industry: String?) {
-        self.id = id
-        self.name = name
-        self.level = level
-        self.industry = industry
-    }
-}
+/// An org node as a report names it: the org tree's own node (one type for both).
+public typealias OrgRef = OrgTree.Node
 
 /// One indicator at one org node for one period, with the sums behind it and its recent history.
 public struct IndicatorFigure: Sendable, Equatable, Codable {
@@ -197,7 +186,7 @@ public final class SupervisorView: Sendable {
     /// How many periods each figure's history shows.
     public let seriesLength = 6
 
-    public init(hub: Hub, silentAfterDays: Int = 7) throws {
+    public init(hub: Hub, silentAfterDays: Int = FerryDefaults.Hub.silentAfterDays) throws {
         self.hub = hub
         self.silentAfterDays = silentAfterDays
         facts = try IndicatorFacts(path: "\(hub.directory)/report.db", standard: hub.store.standard)
@@ -235,7 +224,7 @@ public final class SupervisorView: Sendable {
         }
     }
 
-    func ref(_ n: OrgTree.Node) -> OrgRef { OrgRef(id: n.id, name: n.name, level: n.level, industry: n.industry) }
+    func ref(_ n: OrgTree.Node) -> OrgRef { n }
 
     // MARK: Indicators
 

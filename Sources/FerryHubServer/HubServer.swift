@@ -69,7 +69,7 @@ public struct HubServer: Sendable {
     let logger: Logger
 
     public init(
-        hub: Hub, host: String = "127.0.0.1", port: Int = 7700, tls: HubTLS? = nil, logger: Logger = Logger(label: "ferry.hub.http")
+        hub: Hub, host: String = "127.0.0.1", port: Int = FerryDefaults.Hub.port, tls: HubTLS? = nil, logger: Logger = Logger(label: "ferry.hub.http")
     ) throws {
         self.hub = hub
         self.host = host

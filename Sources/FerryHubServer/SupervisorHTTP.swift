@@ -381,8 +381,7 @@ struct SupervisorHTTP: Sendable {
     }
 
     static func place(_ org: String, _ root: String, _ tree: OrgTree) -> (OrgRef, [OrgRef]) {
-        let ref = { (n: OrgTree.Node) in OrgRef(id: n.id, name: n.name, level: n.level, industry: n.industry) }
-        let path = Array(tree.path(to: org).reversed()).drop { $0.id != root }.map(ref)
-        return (path.last ?? OrgRef(id: org, name: org, level: "unit", industry: nil), path)
+        let path = Array(tree.path(to: org).reversed()).drop { $0.id != root }
+        return (path.last ?? OrgRef(id: org, name: org, parentID: nil, level: "unit", industry: nil), Array(path))
     }
 }
