@@ -224,8 +224,6 @@ public final class SupervisorView: Sendable {
         }
     }
 
-    func ref(_ n: OrgTree.Node) -> OrgRef { n }
-
     // MARK: Indicators
 
     /// Indicators of `org` (as seen by a viewer whose root is `root`), each over its own
@@ -296,7 +294,7 @@ public final class SupervisorView: Sendable {
         }
         let path = Array(tree.path(to: org).reversed()).drop { $0.id != root }
         return IndicatorReport(
-            org: ref(node), path: path.map(ref), at: day, industry: industry, units: unitCount,
+            org: node, path: Array(path), at: day, industry: industry, units: unitCount,
             silentUnits: freshness.filter { $0.contact == .silent && (industry == nil || $0.industry == industry) }.count,
             silentAfterDays: silentAfterDays, figures: figures, children: children, industries: industries,
             silentGroups: Self.silentGroups(freshness), unit: node.level == "unit" ? freshness.first { $0.unitID == org } : nil)

@@ -583,13 +583,6 @@ struct Status: AsyncParsableCommand {
     }
 }
 
-extension ReplicaStore {
-    func stateInt(_ key: String) -> Int64? {
-        if case .integer(let i) = (try? state(key)) ?? .null { return i }
-        return nil
-    }
-}
-
 // MARK: - Records and conflicts (the node's database)
 
 struct Record: AsyncParsableCommand {
