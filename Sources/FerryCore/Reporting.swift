@@ -200,30 +200,41 @@ public enum TargetStatus: String, Sendable, Codable {
     }
 }
 
+/// One place in the supervisor's organisation tree: the province, a city, a county or a
+/// unit. The one type for it everywhere: the hub's registry, the org tree, the reports' org
+/// and path, and the sample province.
+public struct OrgUnit: Sendable, Hashable, Codable {
+    public enum Level: String, Sendable, Hashable, Codable, CaseIterable {
+        case province, city, county, unit
+    }
+    public var id: String
+    public var name: String
+    /// The place above it; nil for a root (the province).
+    public var parentID: String?
+    public var level: Level
+    /// A unit's line of work, as the standard's `org_unit.industry` names it.
+    public var industry: String?
+    /// The region (statistical) code, when known.
+    public var region: String?
+
+    public init(id: String, name: String, parentID: String?, level: Level, industry: String? = nil, region: String? = nil) {
+        self.id = id
+        self.name = name
+        self.parentID = parentID
+        self.level = level
+        self.industry = industry
+        self.region = region
+    }
+}
+
 /// The supervisor's organisation tree, for walking up (roll-ups) and down (scopes).
 public struct OrgTree: Sendable {
-    public struct Node: Sendable, Hashable, Codable {
-        public var id: String
-        public var name: String
-        public var parentID: String?
-        /// "province", "city", "county" or "unit".
-        public var level: String
-        public var industry: String?
-        public init(id: String, name: String, parentID: String?, level: String, industry: String?) {
-            self.id = id
-            self.name = name
-            self.parentID = parentID
-            self.level = level
-            self.industry = industry
-        }
-    }
-
-    public let nodes: [String: Node]
+    public let nodes: [String: OrgUnit]
     public let children: [String: [String]]
     public let roots: [String]
 
-    public init(_ list: [Node]) {
-        var byID: [String: Node] = [:]
+    public init(_ list: [OrgUnit]) {
+        var byID: [String: OrgUnit] = [:]
         for n in list { byID[n.id] = n }
         var kids: [String: [String]] = [:]
         var roots: [String] = []
@@ -235,11 +246,11 @@ public struct OrgTree: Sendable {
         self.roots = roots.sorted()
     }
 
-    public subscript(id: String) -> Node? { nodes[id] }
+    public subscript(id: String) -> OrgUnit? { nodes[id] }
 
     /// `id` and its ancestors, nearest first. A cycle (a broken tree) stops the walk.
-    public func path(to id: String) -> [Node] {
-        var out: [Node] = []
+    public func path(to id: String) -> [OrgUnit] {
+        var out: [OrgUnit] = []
         var seen: Set<String> = []
         var cursor: String? = id
         while let c = cursor, let n = nodes[c], seen.insert(c).inserted {
@@ -255,13 +266,13 @@ public struct OrgTree: Sendable {
     }
 
     /// Every unit (leaf of level "unit") at or below `id`.
-    public func units(under id: String) -> [Node] {
-        var out: [Node] = []
+    public func units(under id: String) -> [OrgUnit] {
+        var out: [OrgUnit] = []
         var stack = [id]
         var seen: Set<String> = []
         while let c = stack.popLast() {
             guard seen.insert(c).inserted, let n = nodes[c] else { continue }
-            if n.level == "unit" { out.append(n) }
+            if n.level == .unit { out.append(n) }
             stack.append(contentsOf: children[c] ?? [])
         }
         return out.sorted { $0.id < $1.id }
@@ -272,7 +283,7 @@ public struct OrgTree: Sendable {
         var h = FNV1a()
         for id in nodes.keys.sorted() {
             let n = nodes[id]!
-            h.add("\(id)|\(n.parentID ?? "")|\(n.level)|\(n.industry ?? "");")
+            h.add("\(id)|\(n.parentID ?? "")|\(n.level.rawValue)|\(n.industry ?? "");")
         }
         return h.hex
     }

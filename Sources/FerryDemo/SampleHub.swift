@@ -31,11 +31,7 @@ public enum SampleHub {
         defer { try? hub.store.close() }
         let province = SampleProvince(shape: shape)
         for o in province.orgUnits {
-            try hub.registry.addUnit(
-                OrgUnit(
-                    id: o.id, name: o.name, parentID: o.parentID, level: OrgUnit.Level(rawValue: o.level.rawValue) ?? .unit,
-                    industry: o.industry?.rawValue, region: o.regionCode),
-                now: now)
+            try hub.registry.addUnit(o, now: now)
         }
         var statements = 0
         try hub.store.executeAll(province.hubStatements().map { (sql: $0.sql, arguments: $0.arguments) })

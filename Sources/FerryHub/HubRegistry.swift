@@ -5,28 +5,6 @@ import FerryWire
 import GRDB
 import Logging
 
-/// One place in the supervisor's organisation tree.
-public struct OrgUnit: Sendable, Equatable, Codable {
-    public enum Level: String, Sendable, Codable, CaseIterable {
-        case province, city, county, unit
-    }
-    public var id: String
-    public var name: String
-    public var parentID: String?
-    public var level: Level
-    public var industry: String?
-    public var region: String?
-
-    public init(id: String, name: String, parentID: String?, level: Level, industry: String?, region: String?) {
-        self.id = id
-        self.name = name
-        self.parentID = parentID
-        self.level = level
-        self.industry = industry
-        self.region = region
-    }
-}
-
 /// An enrolled node as the hub knows it.
 public struct NodeRecord: Sendable, Equatable {
     public var id: NodeID

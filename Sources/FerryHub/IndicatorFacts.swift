@@ -147,7 +147,7 @@ public final class IndicatorFacts: Sendable {
             }
         }
         if !everyUnit.isEmpty {
-            for u in tree.nodes.values where u.level == "unit" { touched[u.id, default: []].formUnion(everyUnit) }
+            for u in tree.nodes.values where u.level == .unit { touched[u.id, default: []].formUnion(everyUnit) }
         }
         // Batches of units keep each read of the replica short.
         let units = touched.keys.sorted()

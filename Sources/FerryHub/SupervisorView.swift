@@ -3,9 +3,6 @@ import FerryStore
 import FerryWire
 import Foundation
 
-/// An org node as a report names it: the org tree's own node (one type for both).
-public typealias OrgRef = OrgTree.Node
-
 /// One indicator at one org node for one period, with the sums behind it and its recent history.
 public struct IndicatorFigure: Sendable, Equatable, Codable {
     public struct Point: Sendable, Equatable, Codable {
@@ -80,9 +77,9 @@ public struct SilentGroup: Sendable, Equatable, Codable {
 
 /// The indicator page of one org node.
 public struct IndicatorReport: Sendable, Equatable, Codable {
-    public var org: OrgRef
+    public var org: OrgUnit
     /// From the viewer's root down to `org`.
-    public var path: [OrgRef]
+    public var path: [OrgUnit]
     public var at: String
     public var industry: String?
     public var units: Int
@@ -193,7 +190,7 @@ public final class SupervisorView: Sendable {
     }
 
     public func tree() throws -> OrgTree {
-        OrgTree(try hub.registry.units().map { OrgTree.Node(id: $0.id, name: $0.name, parentID: $0.parentID, level: $0.level.rawValue, industry: $0.industry) })
+        OrgTree(try hub.registry.units())
     }
 
     /// Brings indicator facts up to date with what has been synced (incremental).
@@ -277,11 +274,11 @@ public final class SupervisorView: Sendable {
         let children = kids.map { k -> BreakdownRow in
             let units = tree.units(under: k.id).filter { industry == nil || $0.industry == industry }
             return BreakdownRow(
-                id: k.id, name: k.name, level: k.level, units: units.count, silentUnits: units.filter { silentByUnit.contains($0.id) }.count,
+                id: k.id, name: k.name, level: k.level.rawValue, units: units.count, silentUnits: units.filter { silentByUnit.contains($0.id) }.count,
                 values: values(kidParts[k.id] ?? [:]))
         }
         var industries: [BreakdownRow] = []
-        if industry == nil && node.level != "unit" {
+        if industry == nil && node.level != .unit {
             let all = tree.units(under: org)
             for ind in Set(all.compactMap(\.industry)).sorted() {
                 let units = all.filter { $0.industry == ind }
@@ -297,7 +294,7 @@ public final class SupervisorView: Sendable {
             org: node, path: Array(path), at: day, industry: industry, units: unitCount,
             silentUnits: freshness.filter { $0.contact == .silent && (industry == nil || $0.industry == industry) }.count,
             silentAfterDays: silentAfterDays, figures: figures, children: children, industries: industries,
-            silentGroups: Self.silentGroups(freshness), unit: node.level == "unit" ? freshness.first { $0.unitID == org } : nil)
+            silentGroups: Self.silentGroups(freshness), unit: node.level == .unit ? freshness.first { $0.unitID == org } : nil)
     }
 
     static func day(_ millis: UInt64) -> String {

@@ -78,14 +78,14 @@ enum DashboardPage {
         let open = Set(tree.path(to: current).map(\.id))
         func item(_ id: String) -> String {
             guard let n = tree[id] else { return "" }
-            let kids = (tree.children[id] ?? []).filter { tree[$0]?.level != "unit" || open.contains(id) }
+            let kids = (tree.children[id] ?? []).filter { tree[$0]?.level != .unit || open.contains(id) }
             let a = "<a href=\"\(link("/dashboard", [("org", id), ("at", at)]))\" data-org=\"\(F.html(id))\"\(id == current ? " class=\"here\"" : "")>\(F.html(n.name))</a>"
             return "<li>" + a + (kids.isEmpty ? "" : "<ul>" + kids.map(item).joined() + "</ul>") + "</li>"
         }
         return "<nav id=\"org-tree\"><h2>\(lang.t("组织树", "Org tree"))</h2><ul>\(item(root))</ul></nav>"
     }
 
-    static func crumbs(_ path: [OrgRef], at: String?) -> String {
+    static func crumbs(_ path: [OrgUnit], at: String?) -> String {
         "<div class=\"crumbs\">" + path.map { "<a href=\"\(link("/dashboard", [("org", $0.id), ("at", at)]))\">\(F.html($0.name))</a>" }.joined(separator: " › ") + "</div>"
     }
 
@@ -145,7 +145,7 @@ enum DashboardPage {
             \(l.t("行业", "Industry")) <select name="industry"><option value="">\(l.t("全部", "all"))</option>
             \(["education", "medical", "research", "culture", "public_service", "other"].map { "<option value=\"\($0)\"\(r.industry == $0 ? " selected" : "")>\(l.industry($0))</option>" }.joined())
             </select> <button>\(l.t("查看", "Show"))</button></form></section>
-            <div class="cards"><div class="card">\(l.t("机构", "Org node"))<b id="org-name">\(F.html(r.org.name))</b><span class="muted">\(l.level(r.org.level))</span></div>
+            <div class="cards"><div class="card">\(l.t("机构", "Org node"))<b id="org-name">\(F.html(r.org.name))</b><span class="muted">\(l.level(r.org.level.rawValue))</span></div>
             """
         if let u = r.unit {
             // A unit's own page: when it last synced and what waits, not counts of one.
@@ -203,7 +203,7 @@ enum DashboardPage {
         return s + "</table><p class=\"links\"><a href=\"\(link("/v1/report/indicators", [("org", r.org.id), ("at", r.at), ("industry", r.industry), ("table", table), ("format", "csv"), ("lang", l.rawValue)]))\">\(l.t("导出 CSV", "Export CSV"))</a></p></section>"
     }
 
-    static func units(_ list: [UnitFreshness], org: OrgRef, path: [OrgRef], silentAfterDays: Int, chrome: Chrome) -> String {
+    static func units(_ list: [UnitFreshness], org: OrgUnit, path: [OrgUnit], silentAfterDays: Int, chrome: Chrome) -> String {
         let l = chrome.lang
         var s = crumbs(path, at: nil) + "<section id=\"freshness\"><h2>\(l.t("各单位同步情况", "Sync status of every unit")) · \(F.html(org.name))</h2>"
         s += "<p class=\"muted\">\(l.t("超过 \(silentAfterDays) 天未成功同步的单位标为失联。", "Units without a successful sync for \(silentAfterDays)+ days are marked silent."))</p>"
@@ -242,7 +242,7 @@ enum DashboardPage {
         r.map { "<div class=\"error\" id=\"decision-error\">\(F.html($0.message))</div>" } ?? ""
     }
 
-    static func conflicts(_ list: [ConflictItem], org: OrgRef, path: [OrgRef], chrome: Chrome, refused: Refusal? = nil) -> String {
+    static func conflicts(_ list: [ConflictItem], org: OrgUnit, path: [OrgUnit], chrome: Chrome, refused: Refusal? = nil) -> String {
         let l = chrome.lang
         var s = crumbs(path, at: nil) + "<section id=\"conflicts\"><h2>\(l.t("待处理冲突", "Open conflicts")) · \(F.html(org.name))</h2>" + refusal(refused)
         s += "<p class=\"muted\">\(l.t("保留当前值、采用另一方的值，或填写新值；处理结果像其他修改一样同步到单位，并记入审计日志。", "Keep the current value, take the other side's, or enter a new one; the outcome syncs to the unit like any edit and is audited."))</p>"
@@ -268,7 +268,7 @@ enum DashboardPage {
         return origin == chrome.hubNode ? chrome.lang.t("上级（本级）", "this hub (a supervisor)") : chrome.lang.t("单位节点 ", "unit node ") + origin
     }
 
-    static func quarantine(_ list: [QuarantineItem], org: OrgRef, path: [OrgRef], chrome: Chrome, refused: Refusal? = nil) -> String {
+    static func quarantine(_ list: [QuarantineItem], org: OrgUnit, path: [OrgUnit], chrome: Chrome, refused: Refusal? = nil) -> String {
         let l = chrome.lang
         var s = crumbs(path, at: nil) + "<section id=\"quarantine\"><h2>\(l.t("被隔离的数据", "Quarantined values")) · \(F.html(org.name))</h2>" + refusal(refused)
         s += "<p class=\"muted\">\(l.t("不符合标准的值被暂扣，其余数据照常入库。填写更正值后该记录入库，并把更正同步回单位；或将其舍弃。", "Values that failed the standard's checks are held; the rest was applied. Enter a correction to apply the row and send the correction back to the unit, or discard it."))</p>"

@@ -380,8 +380,8 @@ struct SupervisorHTTP: Sendable {
         }
     }
 
-    static func place(_ org: String, _ root: String, _ tree: OrgTree) -> (OrgRef, [OrgRef]) {
+    static func place(_ org: String, _ root: String, _ tree: OrgTree) -> (OrgUnit, [OrgUnit]) {
         let path = Array(tree.path(to: org).reversed()).drop { $0.id != root }
-        return (path.last ?? OrgRef(id: org, name: org, parentID: nil, level: "unit", industry: nil), Array(path))
+        return (path.last ?? OrgUnit(id: org, name: org, parentID: nil, level: .unit), Array(path))
     }
 }

@@ -51,7 +51,7 @@ struct BenchHub {
         let unit = province.referenceUnit()
         let bench = try await start(
             directory: directory, standard: try StandardFile.builtInText(),
-            unit: OrgUnit(id: unit.id, name: unit.name, parentID: "prov", level: .unit, industry: unit.industry?.rawValue, region: unit.regionCode),
+            unit: OrgUnit(id: unit.id, name: unit.name, parentID: "prov", level: .unit, industry: unit.industry, region: unit.region),
             hubStatements: province.hubStatements().map { ($0.sql, $0.arguments) })
         return (bench, province, unit.id)
     }

@@ -24,7 +24,7 @@ enum BootstrapBench {
         do {
             let hub = try Hub(directory: hubDir)
             for o in province.orgUnits {
-                _ = try hub.addUnit(OrgUnit(id: o.id, name: o.name, parentID: o.parentID, level: OrgUnit.Level(rawValue: o.level.rawValue)!, industry: o.industry?.rawValue, region: nil))
+                _ = try hub.addUnit(o)
             }
             try hub.store.executeAll(province.hubStatements().filter { !$0.sql.contains("INTO org_unit") }.map { (sql: $0.sql, arguments: $0.arguments) })
             _ = try SampleHub.sync(unit: unit, province: province, hub: hub)

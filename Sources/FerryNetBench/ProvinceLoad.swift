@@ -67,9 +67,7 @@ enum ProvinceLoad {
             for o in province.orgUnits where o.level != .unit || sampleUnits.contains(where: { $0.id == o.id }) {
                 // The registry only: the org_unit reference rows would make every first pull
                 // carry the whole tree, which the bootstrap bench measures on its own.
-                try hub.registry.addUnit(
-                    OrgUnit(id: o.id, name: o.name, parentID: o.parentID, level: OrgUnit.Level(rawValue: o.level.rawValue)!, industry: o.industry?.rawValue, region: nil),
-                    now: hub.now())
+                try hub.registry.addUnit(o, now: hub.now())
             }
             // Courses only: study records refer to them.
             try hub.store.executeAll(province.hubStatements().filter { $0.sql.hasPrefix("INSERT INTO course") }.map { (sql: $0.sql, arguments: $0.arguments) })

@@ -103,7 +103,7 @@ enum RollupBench {
         let root = tree.roots[0]
         let (page, pageBytes) = try timed("/dashboard?org=\(root)")
         let (json, _) = try timed("/v1/report/indicators?org=\(root)")
-        let county = tree.nodes.values.filter { $0.level == "county" }.map(\.id).sorted()[0]
+        let county = tree.nodes.values.filter { $0.level == .county }.map(\.id).sorted()[0]
         let (countyPage, _) = try timed("/dashboard?org=\(county)")
         serving.cancel()
         _ = await serving.result

@@ -46,48 +46,48 @@ enum SampleSQL {
 
 /// The organisation tree: a province, its cities, their counties (districts first, as
 /// administrative codes number them) and the units under each county.
-struct OrgTree {
+struct SampleTree {
     struct County {
         var id: String
         var code: String
         var name: String
         var cityID: String
-        var units: [SampleOrgUnit]
+        var units: [OrgUnit]
     }
 
-    var all: [SampleOrgUnit] = []
+    var all: [OrgUnit] = []
     var provinceID = ""
     var counties: [County] = []
 }
 
 enum OrgTreeBuilder {
-    static func build(_ shape: ProvinceShape) -> OrgTree {
+    static func build(_ shape: ProvinceShape) -> SampleTree {
         var rng = SampleRandom(shape.seed, SampleStream.tree.rawValue)
         var taken = Set<String>()
-        var tree = OrgTree()
+        var tree = SampleTree()
         let p = SampleProvince.provinceCode
         tree.provinceID = "p-\(p)0000"
         tree.all.append(
-            SampleOrgUnit(
+            OrgUnit(
                 id: tree.provinceID, name: ChinesePeople.placeName(&rng, taken: &taken) + "省", parentID: nil, level: .province,
-                industry: nil, regionCode: "\(p)0000"))
+                industry: nil, region: "\(p)0000"))
         for c in 1...shape.cities {
             let cityCode = p + padded(c, 2)
-            let city = SampleOrgUnit(
+            let city = OrgUnit(
                 id: "c-\(cityCode)00", name: ChinesePeople.placeName(&rng, taken: &taken) + "市", parentID: tree.provinceID,
-                level: .city, industry: nil, regionCode: cityCode + "00")
+                level: .city, industry: nil, region: cityCode + "00")
             tree.all.append(city)
             for k in 1...shape.countiesPerCity {
                 // Codes 01–20 are a city's districts, 21–80 its counties.
                 let district = k <= 2
                 let code = cityCode + padded(district ? k + 1 : k + 18, 2)
                 let countyName = ChinesePeople.placeName(&rng, taken: &taken) + (district ? "区" : "县")
-                let county = SampleOrgUnit(
-                    id: "k-\(code)", name: countyName, parentID: city.id, level: .county, industry: nil, regionCode: code)
+                let county = OrgUnit(
+                    id: "k-\(code)", name: countyName, parentID: city.id, level: .county, industry: nil, region: code)
                 tree.all.append(county)
                 let units = countyUnits(&rng, shape: shape, county: county)
                 tree.all.append(contentsOf: units)
-                tree.counties.append(OrgTree.County(id: county.id, code: code, name: countyName, cityID: city.id, units: units))
+                tree.counties.append(SampleTree.County(id: county.id, code: code, name: countyName, cityID: city.id, units: units))
             }
         }
         return tree
@@ -97,8 +97,8 @@ enum OrgTreeBuilder {
     /// ties broken at random so counties differ a little), named after the county seat or
     /// one of its towns.
     static func countyUnits(
-        _ rng: inout SampleRandom, shape: ProvinceShape, county: SampleOrgUnit
-    ) -> [SampleOrgUnit] {
+        _ rng: inout SampleRandom, shape: ProvinceShape, county: OrgUnit
+    ) -> [OrgUnit] {
         let n = shape.unitsPerCounty
         let total = shape.industryMix.reduce(0) { $0 + max(0, $1.percent) }
         var counts = [Int](repeating: 0, count: shape.industryMix.count)
@@ -120,7 +120,7 @@ enum OrgTreeBuilder {
         var townNames = Set<String>()
         let towns = (0..<12).map { _ in ChinesePeople.placeName(&rng, taken: &townNames) + "镇" }
         var used: [Industry: Int] = [:]
-        var out: [SampleOrgUnit] = []
+        var out: [OrgUnit] = []
         for (k, industry) in industries.enumerated() {
             let profile = IndustryProfile.of(industry)
             let i = used[industry, default: 0]
@@ -144,9 +144,9 @@ enum OrgTreeBuilder {
                 township = 1
             }
             out.append(
-                SampleOrgUnit(
+                OrgUnit(
                     id: "u-\(county.regionCode)-\(padded(k + 1, 3))", name: name, parentID: county.id, level: .unit,
-                    industry: industry, regionCode: county.regionCode + padded(township, 3) + "000"))
+                    industry: industry.rawValue, region: county.regionCode + padded(township, 3) + "000"))
         }
         return out
     }
@@ -214,7 +214,7 @@ enum HubReference {
             + (c.map { "三、请于\($0.year)年\($0.month)月\($0.day)日前将落实情况报送\(issuer)。" } ?? "三、请将落实情况及时报送\(issuer)。")
     }
 
-    static func directives(seed: UInt64, window: SampleWindow, tree: OrgTree) -> [SampleDirective] {
+    static func directives(seed: UInt64, window: SampleWindow, tree: SampleTree) -> [SampleDirective] {
         var out: [SampleDirective] = []
         let names = Dictionary(uniqueKeysWithValues: tree.all.map { ($0.id, $0.name) })
         let provinceName = names[tree.provinceID]!

@@ -82,22 +82,12 @@ public struct ProvinceShape: Sendable, Hashable {
     }
 }
 
-/// A node of the organisation tree: the province, a city, a county or a unit.
-public struct SampleOrgUnit: Sendable, Hashable {
-    public enum Level: String, Sendable, Hashable {
-        case province, city, county, unit
-    }
-
-    public var id: String
-    /// Chinese name, e.g. "安平县人民医院".
-    public var name: String
-    /// nil only for the province.
-    public var parentID: String?
-    public var level: Level
+/// The sample's typed reading of an org unit's fields (`OrgUnit` is FerryCore's one org type).
+extension OrgUnit {
     /// Set for units only.
-    public var industry: Industry?
+    var sampleIndustry: Industry? { industry.flatMap(Industry.init(rawValue:)) }
     /// 6 digits for the province, cities and counties; 12 (statistical code) for units.
-    public var regionCode: String
+    var regionCode: String { region ?? "" }
 }
 
 struct SampleCourse: Sendable, Hashable {
@@ -138,16 +128,16 @@ struct SampleDirective: Sendable, Hashable {
 public struct SampleProvince: Sendable {
     public let shape: ProvinceShape
     /// The whole tree, parents before children: the province, cities, counties and units.
-    public let orgUnits: [SampleOrgUnit]
+    public let orgUnits: [OrgUnit]
     /// The units only (the leaves of the tree).
-    public let units: [SampleOrgUnit]
+    public let units: [OrgUnit]
     let window: SampleWindow
     let coursesByYear: [Int: [SampleCourse]]
     let directives: [SampleDirective]
     /// Indices into `directives` of those sent to every unit, and of those naming each unit.
     let broadcastDirectives: [Int]
     let targetedDirectives: [String: [Int]]
-    let unitsByID: [String: SampleOrgUnit]
+    let unitsByID: [String: OrgUnit]
 
     /// The province's two-digit code: one no real province uses, so sample data is never
     /// mistaken for a real place.
@@ -177,7 +167,7 @@ public struct SampleProvince: Sendable {
     }
 
     /// The unit with this id, if the province has it.
-    public func unit(_ id: String) -> SampleOrgUnit? { unitsByID[id] }
+    public func unit(_ id: String) -> OrgUnit? { unitsByID[id] }
 
     /// Hub-side reference data: the organisation tree, the course catalogue of every year of
     /// history, and the directives (most to every unit, some to named units), in that order.
@@ -189,7 +179,7 @@ public struct SampleProvince: Sendable {
                     SampleSQL.insertOrgUnit,
                     [
                         .text(o.id), o.parentID.map(Value.text) ?? .null, .text(o.level.rawValue), .text(o.name),
-                        o.industry.map { .text($0.rawValue) } ?? .null, .text(o.regionCode),
+                        o.industry.map(Value.text) ?? .null, .text(o.regionCode),
                     ]))
         }
         for year in coursesByYear.keys.sorted() {
@@ -258,5 +248,5 @@ public struct SampleProvince: Sendable {
     }
 
     /// The first unit; in the reference province, the 300-member reference unit.
-    public func referenceUnit() -> SampleOrgUnit { units[0] }
+    public func referenceUnit() -> OrgUnit { units[0] }
 }

@@ -37,7 +37,7 @@ struct PlannedMeeting {
 /// response), so any part can be regenerated alone: the day of changes finds the rows it
 /// corrects or deletes without replaying five years.
 struct UnitSample {
-    let unit: SampleOrgUnit
+    let unit: OrgUnit
     let province: SampleProvince
     let window: SampleWindow
     let seed: UInt64
@@ -56,7 +56,7 @@ struct UnitSample {
         self.province = province
         window = province.window
         seed = SampleRandom.mix([province.shape.seed, stableHash(unitID)])
-        profile = IndustryProfile.of(unit.industry ?? .other)
+        profile = IndustryProfile.of(unit.sampleIndustry ?? .other)
         roster = UnitRoster(unit: unit, shape: province.shape, window: window, seed: seed, profile: profile)
         var rng = SampleRandom(seed, SampleStream.roster.rawValue, 1)
         diligence = 0.8 + 0.2 * rng.unit()

@@ -1,3 +1,4 @@
+import FerryCore
 /// A unit's branches, members and service posts over the whole window, with the dates
 /// every one of them changes. Drawn first and cheaply (O(members)), so the history and a
 /// day of changes after it agree on who was on the roll when.
@@ -70,7 +71,7 @@ struct UnitRoster {
     var membersByBranch: [[Int]] = []
     var posts: [Post] = []
 
-    init(unit: SampleOrgUnit, shape: ProvinceShape, window: SampleWindow, seed: UInt64, profile: IndustryProfile) {
+    init(unit: OrgUnit, shape: ProvinceShape, window: SampleWindow, seed: UInt64, profile: IndustryProfile) {
         var rng = SampleRandom(seed, SampleStream.roster.rawValue)
         let range = shape.membersPerUnit
         let u = rng.unit()
@@ -92,7 +93,7 @@ struct UnitRoster {
                 if size >= 45 {
                     name = unit.name + "党总支"
                     kind = "general_branch"
-                } else if (unit.industry == .other || unit.industry == .culture) && size < 30 && rng.chance(0.5) {
+                } else if (unit.sampleIndustry == .other || unit.sampleIndustry == .culture) && size < 30 && rng.chance(0.5) {
                     name = unit.name + "联合党支部"
                     kind = "joint_branch"
                 } else {
@@ -222,7 +223,7 @@ struct UnitRoster {
     }
 
     private func makeMember(
-        _ rng: inout SampleRandom, unit: SampleOrgUnit, branch: Int, region: String, profile: IndustryProfile, retired: Bool,
+        _ rng: inout SampleRandom, unit: OrgUnit, branch: Int, region: String, profile: IndustryProfile, retired: Bool,
         age: Int, on day: SampleDay
     ) -> Member {
         let female = rng.chance(retired ? 0.45 : profile.femaleShare)

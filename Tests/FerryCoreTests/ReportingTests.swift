@@ -27,13 +27,13 @@ struct ReportingTests {
     }
 
     let tree = OrgTree([
-        .init(id: "p", name: "省", parentID: nil, level: "province", industry: nil),
-        .init(id: "c1", name: "甲市", parentID: "p", level: "city", industry: nil),
-        .init(id: "c2", name: "乙市", parentID: "p", level: "city", industry: nil),
-        .init(id: "k1", name: "一县", parentID: "c1", level: "county", industry: nil),
-        .init(id: "u1", name: "一中", parentID: "k1", level: "unit", industry: "education"),
-        .init(id: "u2", name: "县医院", parentID: "k1", level: "unit", industry: "medical"),
-        .init(id: "u3", name: "二中", parentID: "c2", level: "unit", industry: "education"),
+        .init(id: "p", name: "省", parentID: nil, level: .province, industry: nil),
+        .init(id: "c1", name: "甲市", parentID: "p", level: .city, industry: nil),
+        .init(id: "c2", name: "乙市", parentID: "p", level: .city, industry: nil),
+        .init(id: "k1", name: "一县", parentID: "c1", level: .county, industry: nil),
+        .init(id: "u1", name: "一中", parentID: "k1", level: .unit, industry: "education"),
+        .init(id: "u2", name: "县医院", parentID: "k1", level: .unit, industry: "medical"),
+        .init(id: "u3", name: "二中", parentID: "c2", level: .unit, industry: "education"),
     ])
 
     @Test("the tree walks up for roll-ups and down for scopes, and never sideways")
@@ -44,7 +44,7 @@ struct ReportingTests {
         #expect(tree.contains("u2", within: "c1") && tree.contains("c1", within: "c1"))
         #expect(!tree.contains("u3", within: "c1") && !tree.contains("p", within: "c1"))
         #expect(tree.roots == ["p"])
-        let moved = OrgTree(tree.nodes.values.map { $0.id == "u3" ? OrgTree.Node(id: "u3", name: "二中", parentID: "k1", level: "unit", industry: "education") : $0 })
+        let moved = OrgTree(tree.nodes.values.map { $0.id == "u3" ? OrgUnit(id: "u3", name: "二中", parentID: "k1", level: .unit, industry: "education") : $0 })
         #expect(moved.shapeDigest != tree.shapeDigest)
         #expect(OrgTree(Array(tree.nodes.values).reversed()).shapeDigest == tree.shapeDigest)
     }

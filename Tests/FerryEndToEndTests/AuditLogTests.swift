@@ -1,3 +1,4 @@
+import FerryCore
 import FerryHub
 import FerryTestSupport
 import FerryWire

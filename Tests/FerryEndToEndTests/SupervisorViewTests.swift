@@ -183,7 +183,7 @@ struct SupervisorViewTests {
         // A unit moves to the other city's county: its sums leave one branch and join another.
         let tree = try view.tree()
         let mover = tree[units[0]]!
-        let otherCounty = tree.nodes.values.first { $0.level == "county" && $0.id != mover.parentID }!
+        let otherCounty = tree.nodes.values.first { $0.level == .county && $0.id != mover.parentID }!
         try view.hub.registry.addUnit(
             OrgUnit(id: mover.id, name: mover.name, parentID: otherCounty.id, level: .unit, industry: mover.industry, region: nil), now: Self.now)
         // Nothing changed in the replica, so nothing is recomputed; the sums are regrouped.
@@ -301,7 +301,7 @@ struct SupervisorViewTests {
         _ = try sampleHub(dir)
         let view = try view(dir)
         let tree = try view.tree()
-        let counties = tree.nodes.values.filter { $0.level == "county" }.map(\.id).sorted()
+        let counties = tree.nodes.values.filter { $0.level == .county }.map(\.id).sorted()
         let mine = counties[0]
         let unit = tree.units(under: mine)[0].id
         #expect(try view.report(org: nil, root: mine, at: "2026-11-15").org.id == mine)
@@ -332,7 +332,7 @@ struct SupervisorDecisionTests {
         let province = SampleProvince(shape: shape)
         hub = try Hub(directory: dir.file("hub"), clock: clock)
         for o in province.orgUnits {
-            _ = try hub.addUnit(OrgUnit(id: o.id, name: o.name, parentID: o.parentID, level: OrgUnit.Level(rawValue: o.level.rawValue)!, industry: o.industry?.rawValue, region: nil))
+            _ = try hub.addUnit(o)
         }
         try hub.store.executeAll(province.hubStatements().filter { !$0.sql.contains("org_unit") }.map { (sql: $0.sql, arguments: $0.arguments) })
         unitID = province.units[0].id
