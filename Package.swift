@@ -126,6 +126,9 @@ let package = Package(
             name: "FerryTestSupport",
             dependencies: ["FerryCore", "FerryStore", "FerryStandardFile"]
         ),
+        // The test targets' own traits (`.blocking`: a test that blocks runs off the
+        // cooperative pool), apart from FerryTestSupport so the benches do not link Testing.
+        .target(name: "FerryTestTraits", dependencies: ["FerryTestSupport"]),
         // The fuzz targets' checks over the untrusted-input parsers (changesets, JSON bodies,
         // standard files), shared by the libFuzzer binaries in Fuzz/ and the fixture replay test.
         .target(name: "FerryFuzzTargets", dependencies: ["FerryCore", "FerryWire", "FerryStandardFile"]),
@@ -165,14 +168,14 @@ let package = Package(
         .testTarget(
             name: "FerryStoreTests",
             dependencies: [
-                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport", "FerrySample",
+                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport", "FerryTestTraits", "FerrySample",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(
             name: "FerryEndToEndTests",
             dependencies: [
-                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport", "FerryHub", "FerryNode",
+                "FerryCore", "FerryStore", "FerryStandardFile", "FerryTestSupport", "FerryTestTraits", "FerryHub", "FerryNode",
                 "FerryWire", "FerryTrust", "FerryHubServer", "FerryReports", "FerryDemo", "FerrySample", "FerryConfig", "FerryCompression", "FerryHTTPClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

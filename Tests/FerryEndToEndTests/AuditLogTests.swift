@@ -1,12 +1,13 @@
 import FerryCore
 import FerryHub
 import FerryTestSupport
+import FerryTestTraits
 import FerryWire
 import Foundation
 import GRDB
 import Testing
 
-@Suite("The registry's audit log")
+@Suite("The registry's audit log", .blocking)
 struct AuditLogTests {
     func hub(_ dir: TemporaryDirectory, clock: ManualClock) throws -> Hub {
         let hub = try Hub(directory: dir.file("hub"), clock: clock)

@@ -1,4 +1,5 @@
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
@@ -6,7 +7,7 @@ import Testing
 /// a real login, and the page rendered by headless Chromium (installed by scripts/setup).
 /// The figures the page shows are checked against SQL run by the `sqlite3` shell on the
 /// hub's database, sharing no code with the hub.
-@Suite("Dashboard in a real browser", .serialized, .tags(.slow))
+@Suite("Dashboard in a real browser", .serialized, .tags(.slow), .blocking)
 struct DashboardBrowserTests {
     static var chromium: String? {
         if let p = ProcessInfo.processInfo.environment["FERRY_CHROMIUM"] { return p }

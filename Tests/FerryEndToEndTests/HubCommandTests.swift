@@ -1,11 +1,12 @@
 import FerryHubServer
 import FerryReports
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
 /// The supervisor's and the clerk's terminal commands, run as the real `ferry` binary.
-@Suite("Hub commands in a terminal", .serialized)
+@Suite("Hub commands in a terminal", .serialized, .blocking)
 struct HubCommandTests {
     func ferry(_ args: [String], environment: [String: String] = [:], input: String? = nil) throws -> CommandResult {
         try runCommand(FerryBinary.path, args, environment: environment, input: input)

@@ -3,6 +3,7 @@ import FerryHub
 import FerryNode
 import FerryStore
 import FerryTestSupport
+import FerryTestTraits
 import FerryTrust
 import FerryWire
 import Foundation
@@ -28,7 +29,7 @@ func enrolment(_ token: String, _ key: SigningKey, hostname: String = "box") -> 
     EnrolRequest(token: EnrolmentToken(parsing: token) ?? EnrolmentToken(parsing: String(repeating: "0", count: 32))!, key: key, hostname: hostname)
 }
 
-@Suite("Hub logic in-process")
+@Suite("Hub logic in-process", .blocking)
 struct InProcessHubTests {
     func makeHub(_ dir: TemporaryDirectory, clock: ManualClock, maxSessions: Int = 32) throws -> Hub {
         var settings = HubSettings()
@@ -110,7 +111,7 @@ struct InProcessHubTests {
     }
 }
 
-@Suite("Retry policy")
+@Suite("Retry policy", .blocking)
 struct RetryPolicyTests {
     @Test("backoff grows, is capped, jitters, and honours Retry-After")
     func backoff() {
@@ -152,7 +153,7 @@ final class CuttingLink: HubConnection, @unchecked Sendable {
     func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse { try inner.reconcile(request) }
 }
 
-@Suite("Syncing through cuts")
+@Suite("Syncing through cuts", .blocking)
 struct SyncThroughCutsTests {
     @Test("after a failure that moved data the next attempt comes at once and the backoff restarts; one that moved nothing backs off; one that needs a person is not retried")
     func retryFollowsProgress() {
@@ -231,7 +232,7 @@ final class HeaderRecorder: HubConnection, @unchecked Sendable {
     func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse { try inner.reconcile(request) }
 }
 
-@Suite("The unit hears of the hub's decisions")
+@Suite("The unit hears of the hub's decisions", .blocking)
 struct SettledAtHubTests {
     @Test("a conflict a supervisor settles at the hub leaves the unit's list at its next sync; exchanges without open conflicts carry nothing for it")
     func settledConflictsCloseAtTheUnit() throws {

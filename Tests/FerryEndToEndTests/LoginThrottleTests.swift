@@ -1,12 +1,13 @@
 import FerryCore
 import FerryHub
 import FerryTestSupport
+import FerryTestTraits
 import FerryWire
 import Foundation
 import Synchronization
 import Testing
 
-@Suite("Supervisors' logins: throttle, password checks, audit", .serialized)
+@Suite("Supervisors' logins: throttle, password checks, audit", .serialized, .blocking)
 struct LoginThrottleTests {
     static let password = "a long enough password"
 

@@ -1,5 +1,6 @@
 import FerryCore
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
@@ -42,7 +43,7 @@ final class NotifySocket {
     deinit { close(fd) }
 }
 
-@Suite("Operations", .serialized)
+@Suite("Operations", .serialized, .blocking)
 struct OperationsEndToEndTests {
     @Test("the node daemon tells systemd READY=1, pings the watchdog, and says STOPPING=1 on SIGTERM")
     func notifyProtocol() throws {

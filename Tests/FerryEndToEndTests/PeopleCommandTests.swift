@@ -4,6 +4,7 @@ import FerryHubServer
 import FerryNode
 @testable import FerrySystemd
 import FerryTestSupport
+import FerryTestTraits
 import FerryTrust
 import FerryWire
 import Foundation
@@ -11,7 +12,7 @@ import GRDB
 import Testing
 
 /// Issue #15: what a clerk and a supervisor see at the terminal, run as the real `ferry`.
-@Suite("The clerk's and the supervisor's commands", .serialized)
+@Suite("The clerk's and the supervisor's commands", .serialized, .blocking)
 struct PeopleCommandTests {
     func ferry(_ args: [String], environment: [String: String] = [:], input: String? = nil) throws -> CommandResult {
         try runCommand(FerryBinary.path, args, environment: ["LANG": "C.UTF-8"].merging(environment) { $1 }, input: input)
@@ -164,7 +165,7 @@ struct PeopleCommandTests {
 
 /// Issue #15: `ferry status` tells a running daemon from a killed one, and a refusal, a revoked
 /// node or a full disk from a network down; it never waits behind a clerk's open transaction.
-@Suite("The clerk's status screen", .serialized)
+@Suite("The clerk's status screen", .serialized, .blocking)
 struct StatusScreenTests {
     func status(_ p: Province, _ unit: String, lang: String = "en") throws -> (text: String, json: [String: Any]) {
         let text = try p.ferry(["status", "--dir", p.nodeDir(unit), "--lang", lang]).stdout
@@ -246,7 +247,7 @@ struct StatusScreenTests {
 }
 
 /// Issue #15: the operator's signals — one logfmt line per event at its journald priority.
-@Suite("The operator's log", .serialized)
+@Suite("The operator's log", .serialized, .blocking)
 struct OperatorLogTests {
     /// `<N>key=value …`: a priority prefix, then only key=value pairs (values bare or quoted).
     static var journalLine: Regex<(Substring, Substring, Substring, Substring?, Substring?)> { #/^<([0-7])>level=\w+ logger=\S+ msg=("(?:[^"\\]|\\.)*"|\S+)( [a-z_]+=("(?:[^"\\]|\\.)*"|\S+))*$/# }
@@ -297,7 +298,7 @@ struct OperatorLogTests {
 }
 
 /// Issue #15: metrics an operator can alert on, checked by Prometheus's own tool.
-@Suite("The operator's metrics and alerts", .serialized)
+@Suite("The operator's metrics and alerts", .serialized, .blocking)
 struct OperatorMetricsTests {
     static let promtool = "/usr/bin/promtool"
     static var rulesFile: String { Repository.path("deploy/prometheus/ferry-alerts.yml") }
@@ -340,7 +341,7 @@ struct OperatorMetricsTests {
 }
 
 /// Issue #15: a full or busy disk is told as such, at the hub and at the node, never as SQL.
-@Suite("Storage failures in words")
+@Suite("Storage failures in words", .blocking)
 struct StorageFailureWordsTests {
     @Test("the hub's database failing says which failure it is (disk full, busy, damaged), Chinese and English, without SQLite's text")
     func hubStorageFailures() {

@@ -4,6 +4,7 @@ import FerryHub
 @testable import FerryNode
 import FerryStore
 import FerryTestSupport
+import FerryTestTraits
 import FerryTrust
 import FerryWire
 import Foundation
@@ -55,7 +56,7 @@ struct LoopbackHub {
 }
 
 /// Issue #14: a cut upload resumes from the bytes the hub holds, not from the batch's start.
-@Suite("Resumable uploads", .serialized)
+@Suite("Resumable uploads", .serialized, .blocking)
 struct ResumableUploadTests {
     /// Rows whose text barely compresses, so a batch is tens of kilobytes on the wire.
     func writeRows(_ store: ReplicaStore, unit: String, seed: UInt64) throws {

@@ -1,10 +1,11 @@
 import FerryHubServer
 import FerryTestSupport
+import FerryTestTraits
 import FerryWire
 import Foundation
 import Testing
 
-@Suite("HTTP API specification")
+@Suite("HTTP API specification", .blocking)
 struct RouteSpecTests {
     /// `METHOD /path` for every operation under `paths:` in protocol/openapi.yaml.
     static func specifiedRoutes() throws -> Set<String> {

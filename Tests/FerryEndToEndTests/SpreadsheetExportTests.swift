@@ -1,6 +1,7 @@
 import FerryHubServer
 import FerryReports
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
@@ -57,7 +58,7 @@ func formulaCells(_ rows: [[String]]) -> [String] {
     }
 }
 
-@Suite("Spreadsheet exports")
+@Suite("Spreadsheet exports", .blocking)
 struct SpreadsheetExportTests {
     @Test("a CSV cell starting with = + - @, tab or carriage return gets a leading quote; plain numbers and ordinary text are kept")
     func formulaCellsAreNeutralised() {

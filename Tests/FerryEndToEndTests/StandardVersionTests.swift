@@ -1,10 +1,11 @@
 import FerryCore
 import FerryStandardFile
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
-@Suite("Standard versions over HTTP", .serialized)
+@Suite("Standard versions over HTTP", .serialized, .blocking)
 struct StandardVersionTests {
     static func nextVersion() throws -> String {
         var text = try String(contentsOfFile: Repository.path("Tests/Fixtures/test-standard.toml"), encoding: .utf8)

@@ -1,5 +1,6 @@
 @testable import FerryHubServer
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
@@ -90,7 +91,7 @@ final class ServedHub: @unchecked Sendable {
     }
 }
 
-@Suite("The supervisor's view over HTTP", .serialized)
+@Suite("The supervisor's view over HTTP", .serialized, .blocking)
 struct SupervisorHTTPTests {
     @Test("the report API's and the dashboard's CSV exports carry a unit's formula-like values as text")
     func apiCSVNeutralisesUnitValues() throws {

@@ -2,10 +2,11 @@ import FerryCore
 import FerryStandardFile
 import FerryStore
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
-@Suite("Capture by any process")
+@Suite("Capture by any process", .blocking)
 struct CaptureTests {
     @Test("writes made with the sqlite3 shell are captured and extracted")
     func shellWritesAreCaptured() throws {
@@ -102,7 +103,7 @@ struct CaptureTests {
     }
 }
 
-@Suite("The party-building standard in a unit database")
+@Suite("The party-building standard in a unit database", .blocking)
 struct PartyBuildingCaptureTests {
     @Test("a record naming an unknown member is refused where it is written, in both languages")
     func referencesCheckedAtCapture() throws {

@@ -1,12 +1,13 @@
 #if canImport(Glibc)
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Glibc
 import Synchronization
 import Testing
 
 /// Proves the fault proxy itself, against tiny socket servers written here (not Ferry code).
-@Suite("FaultProxy: the fault-injecting test proxy", .serialized, .timeLimit(.minutes(1)))
+@Suite("FaultProxy: the fault-injecting test proxy", .serialized, .timeLimit(.minutes(1)), .blocking)
 struct FaultProxyTests {
     @Test("with no faults, 1 MB goes through both ways byte for byte")
     func transparentPassThrough() throws {

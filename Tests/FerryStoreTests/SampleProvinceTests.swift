@@ -3,11 +3,12 @@ import FerrySample
 import FerryStandardFile
 import FerryStore
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import GRDB
 import Testing
 
-@Suite("Sample province")
+@Suite("Sample province", .blocking)
 struct SampleProvinceTests {
     /// Two counties of four units, two years: small enough to load into real replicas.
     static let tiny = ProvinceShape(cities: 1, countiesPerCity: 2, unitsPerCounty: 4, years: 2, seed: 7, membersPerUnit: 25...110)
