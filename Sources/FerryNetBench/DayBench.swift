@@ -72,6 +72,28 @@ enum DayBench {
         print("| sqldiff --changeset, gzip -6 | \(sqliteGz) | 1.00× |")
         print("")
 
+        // An idle sync: nothing changed on either side since the last one. Counted by a
+        // clean proxy, so every byte of the HTTP heads (curl's and the hub's) is in it.
+        let clean = try FaultProxy(upstreamPort: bench.port)
+        var quiet = identity
+        quiet.hubURL = "http://127.0.0.1:\(clean.port)"
+        let quietAgent = NodeAgent(store: store, hub: try HTTPHubConnection(identity: quiet, clock: clock), identity: quiet, clock: clock)
+        _ = try quietAgent.syncOnce()  // a new agent's first sync also asks who it is (HTTP.md)
+        let idleBefore = clean.stats
+        let idle = try quietAgent.syncOnce()
+        let idleUp = clean.stats.bytesToServer - idleBefore.bytesToServer
+        let idleDown = clean.stats.bytesToClient - idleBefore.bytesToClient
+        clean.stop()
+        let perDay = 86_400 / FerryDefaults.Node.syncIntervalSeconds
+        print("An idle sync (nothing changed either side), every byte on the wire:")
+        print("")
+        print("| measure | value | goal |")
+        print("| --- | --- | --- |")
+        print("| exchanges (requests) | \(idle.exchanges) | 1 |")
+        print("| bytes per idle sync (up \(idleUp) + down \(idleDown)) | \(idleUp + idleDown) | ≤ 200 |")
+        print("| an idle unit-day at the default interval (\(perDay) syncs of \(FerryDefaults.Node.syncIntervalSeconds) s) | \(String(format: "%.0f", Double((idleUp + idleDown) * perDay) / 1000)) KB | ≤ 20 KB |")
+        print("")
+
         // The next day through a weak link: 64 kbit/s, 300 ms each way, connections cut at
         // random (seeded) so that about one batch in ten is lost and resent.
         let rate = 8_000
