@@ -224,6 +224,7 @@ public struct HubServer: Sendable {
         case .failure(let e): return refuse(e)
         }
         let gzipped = request.headers[.contentEncoding] == "gzip"
+        let acceptsGzip = request.headers[.acceptEncoding]?.contains("gzip") ?? false
         let hub = self.hub
         let outcome: Result<(Reply, String?), WireError> = await offload {
             Result { () throws(WireError) -> (Reply, String?) in
@@ -243,7 +244,9 @@ public struct HubServer: Sendable {
             }
         }
         switch outcome {
-        case .success(let (reply, nonce)): return self.reply(.success(reply), gzip: false, nonce: nonce)
+        // The answer carries the standard file: gzip'd for a node that accepts it (this
+        // release's; release-1 nodes do not ask and get it as before).
+        case .success(let (reply, nonce)): return self.reply(.success(reply), gzip: acceptsGzip, nonce: nonce)
         case .failure(let e): return wire.failure(e)
         }
     }

@@ -30,7 +30,7 @@ public final class HTTPHubConnection: HubConnection {
     /// (the question would cost about as much as the answer saves).
     public static let resumableBytes = 8 * 1024
     /// Largest response body accepted after decompression, bytes.
-    let maxResponseBytes = 32 << 20
+    static let maxResponseBytes = 32 << 20
 
     public init(identity: NodeIdentity, clock: any WallClock, configuration: HTTPClientConfiguration = HTTPClientConfiguration()) throws {
         self.identity = identity
@@ -69,11 +69,13 @@ public final class HTTPHubConnection: HubConnection {
         let body = (try? JSONEncoder().encode(request)).map { [UInt8]($0) } ?? []
         let response: HTTPResponse
         do {
-            response = try client.send(method: "POST", url: url, headers: [("Content-Type", WireMediaType.json), ("Expect", "")], body: body)
+            // The answer carries the standard file (about 31 KB of TOML, a fifth of that gzip'd).
+            response = try client.send(
+                method: "POST", url: url, headers: [("Content-Type", WireMediaType.json), ("Accept-Encoding", "gzip"), ("Expect", "")], body: body)
         } catch { throw failure(error) }
         guard (200..<300).contains(response.status) else { try check(response, hubKey: nil, nonce: nonce) }
         let answer: EnrolResponse
-        do { answer = try JSONDecoder().decode(EnrolResponse.self, from: Data(response.body)) } catch {
+        do { answer = try JSONDecoder().decode(EnrolResponse.self, from: Data(try decoded(response))) } catch {
             throw SyncFailure(kind: .transport, message: "the hub's enrolment answer did not decode", messageZh: "上级的登记答复无法解析", isRetryable: true)
         }
         guard let hk = Data(base64Encoded: answer.hubPublicKey), hk.count == 32, token.matches(hubPublicKey: [UInt8](hk)) else {
@@ -261,6 +263,12 @@ public final class HTTPHubConnection: HubConnection {
         let r =
             resumable && out.count >= Self.resumableBytes
             ? try sendResumable(path, body: out, headers: headers) : try send("POST", path, body: out, headers: headers)
+        return try Self.decoded(r)
+    }
+
+    /// An answer's body as the hub meant it: inflated (at most `maxResponseBytes`) when it
+    /// came gzip'd. Its signature is over the bytes as sent, checked on `r.body` itself.
+    static func decoded(_ r: HTTPResponse) throws(SyncFailure) -> [UInt8] {
         guard r.headers["content-encoding"] == "gzip" else { return r.body }
         do { return try Gzip.decompress(r.body, maxBytes: maxResponseBytes) } catch {
             throw SyncFailure(kind: .transport, message: "the hub's answer arrived damaged", messageZh: "收到的数据已损坏，将重新获取", isRetryable: true)
@@ -268,8 +276,9 @@ public final class HTTPHubConnection: HubConnection {
     }
 
     public func fetchStandard() throws(SyncFailure) -> SignedStandard {
-        let r = try send("GET", "/v1/standard", body: [], headers: [])
-        do { return try JSONDecoder().decode(SignedStandard.self, from: Data(r.body)) } catch {
+        // A new standard's file travels gzip'd when the node sends gzip at all.
+        let r = try send("GET", "/v1/standard", body: [], headers: identity.gzip ? [("Accept-Encoding", "gzip")] : [])
+        do { return try JSONDecoder().decode(SignedStandard.self, from: Data(try Self.decoded(r))) } catch let e as SyncFailure { throw e } catch {
             throw SyncFailure(kind: .transport, message: "the hub's standard did not decode", messageZh: "上级发布的数据标准无法解析，将重试", isRetryable: true)
         }
     }

@@ -180,6 +180,54 @@ struct HubRoutesTests {
             }
         }
     }
+
+    /// The signed answer's body as sent (still gzip'd), checked against the hub's key.
+    static func signedByHub(_ r: TestResponse, nonce: String, hub: Hub) -> Bool {
+        let body = [UInt8](r.body.readableBytesView)
+        let canonical = ResponseSigning.canonical(
+            requestNonce: nonce, status: Int(r.status.code), hubTime: r.headers[HTTPField.Name(WireHeader.hubTime)!] ?? "",
+            bodySHA256Hex: Trust.sha256Hex(body))
+        guard let sig = r.headers[HTTPField.Name(WireHeader.hubSignature)!], let key = Data(base64Encoded: hub.publicKeyBase64) else { return false }
+        return Trust.verify(publicKey: [UInt8](key), signatureBase64: sig, data: canonical)
+    }
+
+    @Test("the standard travels gzip'd, signed as sent, to a node that accepts gzip: in the enrolment answer and from /v1/standard; plain to one that does not")
+    func theStandardTravelsCompressed() async throws {
+        let h = try RoutedHub()
+        defer { h.dir.remove() }
+        let standard = h.hub.signedStandard.standard
+        let tokens = try (0..<2).map { i in
+            EnrolmentToken(parsing: try h.hub.addUnit(OrgUnit(id: "u-z\(i)", name: "乙\(i)", parentID: "prov", level: .unit, industry: "education")))!
+        }
+        try await h.server.application().test(.router) { client in
+            for (token, gzip) in zip(tokens, [true, false]) {
+                let request = EnrolRequest(token: token, key: SigningKey(), hostname: "box")
+                var headers: HTTPFields = [.contentType: "application/json"]
+                if gzip { headers[.acceptEncoding] = "gzip" }
+                try await client.execute(uri: "/v1/enrol", method: .post, headers: headers, body: ByteBuffer(bytes: try JSONEncoder().encode(request))) { r in
+                    #expect(r.status == .ok)
+                    #expect((r.headers[.contentEncoding] == "gzip") == gzip)
+                    let raw = [UInt8](r.body.readableBytesView)
+                    let body = gzip ? try Gzip.decompress(raw, maxBytes: 1 << 20) : raw
+                    #expect(try JSONDecoder().decode(EnrolResponse.self, from: Data(body)).standard == standard)
+                    #expect(Self.signedByHub(r, nonce: request.nonce, hub: h.hub), "signed over the bytes as sent")
+                    if gzip { #expect(raw.count * 3 < standard.utf8.count, "\(raw.count) bytes for a \(standard.utf8.count)-byte standard") }
+                }
+            }
+            for gzip in [true, false] {
+                var headers = try h.signed("GET", "/v1/standard", body: [])
+                if gzip { headers[.acceptEncoding] = "gzip" }
+                let nonce = headers[HTTPField.Name(WireHeader.nonce)!]!
+                try await client.execute(uri: "/v1/standard", method: .get, headers: headers) { r in
+                    #expect(r.status == .ok && (r.headers[.contentEncoding] == "gzip") == gzip)
+                    let raw = [UInt8](r.body.readableBytesView)
+                    let body = gzip ? try Gzip.decompress(raw, maxBytes: 1 << 20) : raw
+                    #expect(try JSONDecoder().decode(SignedStandard.self, from: Data(body)) == h.hub.signedStandard)
+                    #expect(Self.signedByHub(r, nonce: nonce, hub: h.hub))
+                }
+            }
+        }
+    }
 }
 
 /// The listener's limits and deadlines as plain values, with an injected clock.

@@ -199,3 +199,31 @@ extension ResumableUploadTests {
         #expect(rows == 0)
     }
 }
+
+/// Issue #14: the standard file (the largest thing a node downloads before any record) goes
+/// over the wire gzip'd, at enrolment and on every upgrade fetch.
+@Suite("The standard on the wire", .blocking)
+struct StandardOnTheWireTests {
+    @Test("a node's enrolment and its standard fetch each cost less than half the standard's bytes on the wire")
+    func theStandardArrivesCompressed() async throws {
+        let h = try await LoopbackHub.start()
+        let proxy = try FaultProxy(upstreamPort: h.port)
+        let standard = h.hub.signedStandard.standard.utf8.count
+        let token = try h.hub.addUnit(OrgUnit(id: "u-s", name: "丙", parentID: "prov", level: .unit, industry: "education"))
+        let key = SigningKey()
+        let answer = try HTTPHubConnection.enrol(hubURL: "http://127.0.0.1:\(proxy.port)", token: token, key: key, hostname: "box")
+        let enrolled = proxy.stats.bytesToClient
+        #expect(answer.standard == h.hub.signedStandard.standard)
+        #expect(enrolled * 2 < standard, "enrolment answer: \(enrolled) bytes on the wire for a \(standard)-byte standard")
+
+        let identity = NodeIdentity(
+            hubURL: "http://127.0.0.1:\(proxy.port)", nodeID: answer.nodeID, unitID: answer.unitID, unitName: answer.unitName,
+            hubNodeID: answer.hubNodeID, hubPublicKey: answer.hubPublicKey, privateKey: key.base64, gzip: true)
+        let fetched = try HTTPHubConnection(identity: identity, clock: SystemClock()).fetchStandard()
+        let fetch = proxy.stats.bytesToClient - enrolled
+        #expect(fetched == h.hub.signedStandard)
+        #expect(fetch * 2 < standard, "standard fetch: \(fetch) bytes on the wire for a \(standard)-byte standard")
+        proxy.stop()
+        await h.stop()
+    }
+}
