@@ -504,7 +504,7 @@ public final class Hub: Sendable {
             do { unitNodes = try registry.nodeIDs(ofUnit: node.unitID).union([node.id]) } catch { throw unavailable("read the unit's nodes", error) }
             let report: ApplyReport
             do {
-                report = try store.apply(cs, sender: .unit(node.unitID), quarantine: true, authorship: .unitNodes(unitNodes))
+                report = try store.apply(cs, sender: .unit(node.unitID), quarantine: true, sentBy: node.id, authorship: .unitNodes(unitNodes))
             } catch StoreError.rejected(let e) {
                 throw WireError(e)
             } catch let e as StoreError {

@@ -42,11 +42,16 @@ extension ReplicaStore {
     /// everything this replica held, whatever the apply changes came from it, so its cursor
     /// moves past the apply: a new node that pulls its unit's 100,000 rows does not push
     /// them all back on its next sync. (Sending them back would be harmless, only wasteful.)
+    ///
+    /// `sentBy` (by default `source`) names the peer that sent it, when known: a delete it
+    /// sent is not sent back to it while the row stays as its push left it (`ferry_echo`),
+    /// though its cursor stays where it was. The hub names the pushing node this way.
     @discardableResult
     public func apply(
         _ changeset: Changeset, sender: SenderScope, quarantine: Bool = false, from source: NodeID? = nil,
-        authorship: Authorship = .any
+        sentBy: NodeID? = nil, authorship: Authorship = .any
     ) throws -> ApplyReport {
+        let echoPeer = sentBy ?? source
         var changeset = changeset
         var rowsByTable: [String: [RowChange]] = [:]
         for t in changeset.tables { rowsByTable[t.name] = t.rows }
@@ -100,7 +105,7 @@ extension ReplicaStore {
                     try db.execute(sql: "SAVEPOINT ferry_row")
                     do {
                         try applyRow(
-                            db, tx, t, tableID, row, sender: sender, authorship: authorship, canonical: canonical,
+                            db, tx, t, tableID, row, sender: sender, echoPeer: echoPeer, authorship: authorship, canonical: canonical,
                             references: &references, counters: &counters, report: &report, now: now)
                         try db.execute(sql: "RELEASE ferry_row")
                         if !open.isEmpty, open.remove(QuarantineKey(table: t.name, key: row.key, scope: row.scope)) != nil {
@@ -255,7 +260,7 @@ extension ReplicaStore {
 
     func applyRow(
         _ db: Database, _ tx: Transaction, _ t: TableDefinition, _ tableID: Int, _ row: RowChange, sender: SenderScope,
-        authorship: Authorship, canonical: (CellVersion) -> Bool, references: inout ReferenceCache,
+        echoPeer: NodeID? = nil, authorship: Authorship, canonical: (CellVersion) -> Bool, references: inout ReferenceCache,
         counters: inout Counters, report: inout ApplyReport, now: UInt64
     ) throws {
         let storage = storageKey(t, key: row.key, scope: row.scope)
@@ -419,9 +424,23 @@ extension ReplicaStore {
                 cells[i] = RowMeta.StoredCell(version: version, seq: changed ? seq : (old?.seq ?? seq))
             }
             next = RowMeta(causalLength: plan.causalLength, seq: seq, scope: row.scope ?? meta?.scope, cells: cells)
+            // A delete the peer sent, now held exactly as it sent it (its causal length and
+            // every version): not sent back to it (`rowChange`).
+            if let echoPeer, !next.exists, next.causalLength == row.causalLength,
+                Self.sameVersions(next, row, t)
+            {
+                try db.cachedStatement(sql: "INSERT OR REPLACE INTO ferry_echo(peer, tbl, pk, seq) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [echoPeer.rawValue, tableID, Data(pk), seq])
+            }
         }
         next.fingerprint = try fingerprint(db, t, storage: storage, meta: next)
         try saveMeta(db, table: tableID, pk: pk, meta: next, before: meta, tx: tx)
+    }
+
+    /// True when `meta` holds exactly the versions `row` carried, no more and no fewer.
+    static func sameVersions(_ meta: RowMeta, _ row: RowChange, _ t: TableDefinition) -> Bool {
+        guard meta.cells.count == row.cells.count else { return false }
+        return row.cells.allSatisfy { c in t.columnIndex(named: c.column).flatMap { meta.cells[$0]?.version } == c.version }
     }
 
     func logConflict(

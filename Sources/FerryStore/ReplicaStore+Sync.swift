@@ -153,6 +153,8 @@ extension ReplicaStore {
         let key = splitStorageKey(t, storage).key
         let whole = flags.contains(.whole)
         if !meta.exists {
+            // The peer's own delete, not changed since it sent it: it holds this already.
+            if !whole, try isEcho(db, t, pk, seq: meta.seq, to: peer.id) { return nil }
             let cells = meta.cells.keys.sorted().map { i in
                 CellChange(column: t.columns[i].name, value: nil, version: meta.cells[i]!.version)
             }
@@ -180,6 +182,13 @@ extension ReplicaStore {
             cells.append(CellChange(column: t.columns[i].name, value: v, version: meta.cells[i]!.version))
         }
         return RowChange(key: key, scope: meta.scope, causalLength: meta.causalLength, cells: cells, flags: flags)
+    }
+
+    /// Whether the row's tombstone at `seq` is one `peer`'s push made (`ferry_echo`).
+    func isEcho(_ db: Database, _ t: TableDefinition, _ pk: [UInt8], seq: Int64, to peer: NodeID) throws -> Bool {
+        guard let tableID = tableIDs[t.name] else { return false }
+        let stmt = try db.cachedStatement(sql: "SELECT 1 FROM ferry_echo WHERE peer = ? AND tbl = ? AND pk = ? AND seq = ?")
+        return try Int.fetchOne(stmt, arguments: [peer.rawValue, tableID, Data(pk), seq]) != nil
     }
 
     static func estimatedSize(_ r: RowChange) -> Int {
@@ -221,13 +230,19 @@ extension ReplicaStore {
                 ON CONFLICT(peer) DO UPDATE SET base = excluded.base, progress = excluded.progress, batches = excluded.batches
                 """,
             arguments: [peer.rawValue, base, progress, batches])
+        // What the peer has acknowledged needs no note of its own deletes any more.
+        try db.cachedStatement(sql: "DELETE FROM ferry_echo WHERE peer = ? AND seq <= ?").execute(arguments: [peer.rawValue, base])
     }
 
     /// Forgets what `peer` acknowledged, so everything is sent again (after the peer moved to
     /// a newer standard it must receive the columns it could not store before; merging is
     /// idempotent, so the resend is harmless).
     public func resetCursor(for peer: NodeID) throws {
-        try write { db, _ in try db.execute(sql: "UPDATE ferry_peers SET base = 0, progress = 0 WHERE peer = ?", arguments: [peer.rawValue]) }
+        try write { db, _ in
+            try db.execute(sql: "UPDATE ferry_peers SET base = 0, progress = 0 WHERE peer = ?", arguments: [peer.rawValue])
+            // Everything again, its own deletes too.
+            try db.execute(sql: "DELETE FROM ferry_echo WHERE peer = ?", arguments: [peer.rawValue])
+        }
     }
 
     /// Moves `peer`'s cursor to this replica's latest change: nothing before it is sent
@@ -288,10 +303,11 @@ extension ReplicaStore {
             let captured = try Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_capture") ?? 0
             let whole = try Int.fetchOne(db, sql: "SELECT count(*) FROM ferry_resend WHERE peer = ?", arguments: [peer.id.rawValue]) ?? 0
             var rows = 0
-            let cursor = try Row.fetchCursor(db, sql: "SELECT tbl, scope, cl, cells FROM ferry_rows WHERE seq > ?", arguments: [c.progress])
+            let cursor = try Row.fetchCursor(db, sql: "SELECT tbl, scope, cl, cells, pk, seq FROM ferry_rows WHERE seq > ?", arguments: [c.progress])
             while let r = try cursor.next() {
                 guard let t = tablesByID[r[0]], includes(t, scope: r[1], for: peer) else { continue }
                 if (r[2] as Int64) % 2 == 0 {
+                    if try isEcho(db, t, [UInt8](r[4] as Data), seq: r[5], to: peer.id) { continue }
                     rows += 1
                     continue
                 }

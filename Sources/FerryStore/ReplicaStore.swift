@@ -302,6 +302,17 @@ public final class ReplicaStore: Sendable {
         m.registerMigration("v4-settled-conflicts") { db in
             try db.execute(sql: "CREATE INDEX ferry_conflicts_by_settled ON ferry_conflicts (settled_at) WHERE settled_at IS NOT NULL")
         }
+        // Release 2.1: deletes a peer sent, left out of what goes back to it (`ferry_echo`:
+        // a row's tombstone as that peer's push made it, at the sequence it made it; cleared
+        // as the peer's cursor passes it).
+        m.registerMigration("v5-echoes") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE ferry_echo (
+                        peer TEXT NOT NULL, tbl INTEGER NOT NULL, pk BLOB NOT NULL, seq INTEGER NOT NULL,
+                        PRIMARY KEY (peer, tbl, pk)) STRICT, WITHOUT ROWID
+                    """)
+        }
         return m
     }
 

@@ -1,10 +1,11 @@
 import FerryCore
 import FerryStore
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
-@Suite("Apply and merge between real replicas")
+@Suite("Apply and merge between real replicas", .offThePool)
 struct SyncTests {
     @Test("edits of different columns of one row both survive")
     func columnLevelMerge() throws {
@@ -21,6 +22,54 @@ struct SyncTests {
         let row = try p.node.syncedContents(of: "member")[0]
         #expect(row.contains(.text("张三丰")) && row.contains(.text("已核实")))
         #expect(try p.hub.conflicts().isEmpty && p.node.conflicts().isEmpty)
+    }
+
+    @Test("a node's own deletes do not come back to it; its unit's other node still gets them; a later change or a cursor reset sends them again")
+    func ownDeletesDoNotEcho() throws {
+        let p = try Pair()
+        defer { p.cleanup() }
+        let me = Peer(id: p.nodeID, direction: .downstream(unit: unitA))
+        let other = Peer(id: NodeID(unchecked: "node-a2"), direction: .downstream(unit: unitA))
+        func pushAsTheHubDoes() throws {
+            while let cs = try p.node.extract(for: Peer(id: hubID, direction: .upstream)) {
+                try p.hub.apply(ChangesetCodec.decode(ChangesetCodec.encode(cs)), sender: .unit(unitA), quarantine: true, sentBy: p.nodeID)
+                try p.node.acknowledge(cs.batch, from: hubID)
+            }
+        }
+        func keys(_ cs: Changeset?) -> [String] {
+            (cs?.tables.flatMap { t in t.rows.map { "\(t.name):\("\($0.key[0])".filter { $0 != "'" }):\($0.causalLength % 2 == 1 ? "live" : "deleted")" } } ?? []).sorted()
+        }
+        try p.node.execute("INSERT INTO member (id, unit_id, name) VALUES ('m1', 'u-a', '甲'), ('m2', 'u-a', '乙'), ('m3', 'u-a', '丙')")
+        try pushAsTheHubDoes()
+        try p.pull()
+        while let cs = try p.hub.extract(for: other) { try p.hub.acknowledge(cs.batch, from: other.id) }
+
+        // The hub moves on meanwhile (another unit's push), so the node's cursor is behind.
+        try p.hub.execute("INSERT INTO member (id, unit_id, name) VALUES ('b1', 'u-b', '丁')")
+        try p.node.execute("DELETE FROM member WHERE id IN ('m1', 'm2')")
+        try p.node.execute("UPDATE member SET name = '丙丙' WHERE id = 'm3'")
+        try pushAsTheHubDoes()
+        #expect(try p.hub.pendingRows(for: me) == 0, "nothing waits for the node that made the change")
+        #expect(keys(try p.hub.extract(for: me)) == [], "its own deletes and its own edit stay at the hub")
+        #expect(keys(try p.hub.extract(for: other)) == ["member:m1:deleted", "member:m2:deleted", "member:m3:live"])
+
+        // The hub writes the row again: a new lifetime the node has not seen.
+        try p.hub.execute("INSERT INTO member (id, unit_id, name) VALUES ('m1', 'u-a', '甲甲')")
+        let again = try #require(try p.hub.extract(for: me))
+        #expect(keys(again) == ["member:m1:live"])
+        try p.node.apply(again, sender: .trusted, from: hubID)
+        try p.hub.acknowledge(again.batch, from: p.nodeID)
+        #expect(try p.node.currentValue(table: "member", key: [.text("m1")], column: "name") == .text("甲甲"))
+
+        // A node sent everything again (a newer standard, a restore) gets its deletes too.
+        try p.hub.resetCursor(for: p.nodeID)
+        var resent: [String] = []
+        while let cs = try p.hub.extract(for: me) {
+            resent += keys(cs)
+            try p.hub.acknowledge(cs.batch, from: p.nodeID)
+        }
+        #expect(resent.contains("member:m2:deleted"))
+        #expect(try p.hub.syncedContents(of: "member").filter { $0.contains(.text("u-a")) } == p.node.syncedContents(of: "member"))
     }
 
     @Test("a second node of a unit pulls the unit's rows and does not push them back; its own later writes still go up")
