@@ -126,8 +126,9 @@ let package = Package(
             name: "FerryTestSupport",
             dependencies: ["FerryCore", "FerryStore", "FerryStandardFile"]
         ),
-        // The test targets' own traits (`.blocking`: a test that blocks runs off the
-        // cooperative pool), apart from FerryTestSupport so the benches do not link Testing.
+        // The test targets' own traits (`.offThePool`: every test runs on threads of its own,
+        // leaving the cooperative pool to the code under test), apart from FerryTestSupport
+        // so the benches do not link Testing.
         .target(name: "FerryTestTraits", dependencies: ["FerryTestSupport"]),
         // The fuzz targets' checks over the untrusted-input parsers (changesets, JSON bodies,
         // standard files), shared by the libFuzzer binaries in Fuzz/ and the fixture replay test.
@@ -162,7 +163,7 @@ let package = Package(
         .testTarget(
             name: "FerryCoreTests",
             dependencies: [
-                "FerryCore", "FerryStandardFile", "FerryTestSupport", "FerryWire", "FerryConfig", "FerrySystemd", "FerryFuzzTargets",
+                "FerryCore", "FerryStandardFile", "FerryTestSupport", "FerryTestTraits", "FerryWire", "FerryConfig", "FerrySystemd", "FerryFuzzTargets",
             ]
         ),
         .testTarget(

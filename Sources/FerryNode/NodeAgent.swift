@@ -103,7 +103,14 @@ public final class NodeAgent: Sendable {
         var report = SyncReport()
         // A shutdown ended the sync between exchanges, before both sides were up to date.
         var interrupted = false
-        note(["last_attempt_at": .integer(Int64(started))])
+        // What `ferry status` shows while this runs: rows sent and left, the last progress.
+        note([
+            "last_attempt_at": .integer(Int64(started)), "sync_running_since": .integer(Int64(started)),
+            "sync_progress_at": .integer(Int64(started)), "sync_rows_sent": .integer(0), "sync_rows_left": .null,
+            "sync_rows_received": .integer(0),
+        ])
+        defer { note(["sync_running_since": .null]) }
+        var pendingAtRequest: Int?
         do throws(SyncFailure) {
             var pulled = pendingAcknowledgement()
             var resend: [RowRef] = []
@@ -132,6 +139,7 @@ public final class NodeAgent: Sendable {
                         batch = nil
                     }
                     let pending = (try? store.pendingRows(for: hubPeer)) ?? 0
+                    pendingAtRequest = pending
                     metrics.pendingRows.record(pending)
                     let request = ExchangeRequest(
                         maxBytes: currentBatchBytes, standardVersion: store.standard.version.description, pendingRows: pending,
@@ -210,6 +218,11 @@ public final class NodeAgent: Sendable {
                 }
                 report.heldByHub = answer.heldTotal
                 try recordSettled(answer, report: &report)
+                note([
+                    "sync_progress_at": .integer(Int64(clock.nowMillis())), "sync_rows_sent": .integer(Int64(report.pushedRows)),
+                    "sync_rows_left": pendingAtRequest.map { .integer(Int64(max(0, $0 - (batch?.rowCount ?? 0)))) } ?? .null,
+                    "sync_rows_received": .integer(Int64(report.pulledRows)),
+                ])
                 let morePush = batch.map { !$0.batch.isFinal } ?? false
                 if answer.more || morePush || !resend.isEmpty || firstContact { continue }
                 if batch != nil || ((try? store.pendingRows(for: hubPeer)) ?? 0) > 0 { continue }

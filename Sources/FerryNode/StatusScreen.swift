@@ -26,6 +26,29 @@ public struct StatusScreen: Sendable {
     public var lastRepairRows: Int64?
     public var lastRestoreDetected: Int64?
     public var standardVersion: String
+    /// A sync under way (`NodeAgent.syncOnce` notes its progress after every exchange).
+    public var sync: SyncInProgress?
+    /// After a failure, when the daemon tries again (wall-clock ms).
+    public var nextAttemptAt: Int64?
+
+    public struct SyncInProgress: Sendable, Equatable {
+        public var since: Int64
+        public var progressAt: Int64
+        public var rowsSent: Int64
+        /// Rows still to send, as counted at the last request (nil before the first).
+        public var rowsLeft: Int64?
+        public var rowsReceived: Int64
+
+        /// Percent of the rows to send that went, when known.
+        public var percent: Int? {
+            guard let left = rowsLeft else { return nil }
+            return rowsSent + left == 0 ? 100 : Int(Double(rowsSent) * 100 / Double(rowsSent + left))
+        }
+
+        /// A sync that noted no progress for this long is not shown as running: its process
+        /// was killed, or it hangs (the transfer's own limits end a hung request sooner).
+        public static let staleAfterMillis: Int64 = 10 * 60_000
+    }
 
     /// Reads the screen of the node in `folder` (read-only: it never waits behind a clerk's
     /// open transaction).
@@ -49,12 +72,37 @@ public struct StatusScreen: Sendable {
             lastReceivedRows: int("last_received_rows"), heldRows: held,
             heldByHub: int("held_by_hub").map(Int.init) ?? held.filter { $0.kind != .local }.count,
             lastCompared: int("last_compared_at"), lastCompareEqual: int("last_compare_equal") == 1, lastRepairAt: int("last_repair_at"),
-            lastRepairRows: int("last_repair_rows"), lastRestoreDetected: int("last_rollback_at"), standardVersion: store.standard.version.description)
+            lastRepairRows: int("last_repair_rows"), lastRestoreDetected: int("last_rollback_at"), standardVersion: store.standard.version.description,
+            sync: int("sync_running_since").map { since in
+                SyncInProgress(
+                    since: since, progressAt: int("sync_progress_at") ?? since, rowsSent: int("sync_rows_sent") ?? 0, rowsLeft: int("sync_rows_left"),
+                    rowsReceived: int("sync_rows_received") ?? 0)
+            },
+            nextAttemptAt: int("next_attempt_at"))
+    }
+
+    /// The sync under way at `now`, if its process still notes progress.
+    public func running(at now: Int64) -> SyncInProgress? {
+        guard let sync, now - sync.progressAt < SyncInProgress.staleAfterMillis else { return nil }
+        return sync
+    }
+
+    /// When the daemon tries again after the last failure, if that is still to come.
+    public func retrying(at now: Int64) -> Int64? {
+        guard lastError != nil, daemonRunning == true, let next = nextAttemptAt, next > now else { return nil }
+        return next
     }
 
     /// For scripts: stable keys, the reasons and last error in the chosen language.
-    public func json(chinese: Bool) throws -> String {
+    public func json(chinese: Bool, nowMillis now: Int64) throws -> String {
+        let syncing: [String: Any?]? = running(at: now).map {
+            [
+                "running_since_ms": $0.since, "progress_at_ms": $0.progressAt, "rows_sent": $0.rowsSent, "rows_left": $0.rowsLeft,
+                "rows_received": $0.rowsReceived, "percent": $0.percent,
+            ]
+        }
         let obj: [String: Any?] = [
+            "sync_in_progress": syncing?.compactMapValues { $0 }, "next_attempt_at_ms": retrying(at: now),
             "node": identity.nodeID, "unit": identity.unitID, "hub": identity.hubURL, "pending_rows": pendingRows,
             "state": state.condition.rawValue, "daemon_running": daemonRunning, "last_error_kind": lastErrorKind,
             "conflicts_held": conflictsHeld, "last_sync_ok_at_ms": lastOK, "last_attempt_at_ms": lastAttempt,
@@ -83,6 +131,19 @@ public struct StatusScreen: Sendable {
             say("单位：\(identity.unitName)（\(identity.unitID)） 节点：\(identity.nodeID)", "Unit: \(identity.unitName) (\(identity.unitID))  node: \(identity.nodeID)"),
             say("上级：\(identity.hubURL)", "Hub: \(identity.hubURL)"),
             say("状态：\(state.zh)", "State: \(state.en)"),
+        ]
+        if let s = running(at: now) {
+            let left = s.rowsLeft.map { say("，还剩 \($0) 行", ", \($0) to go") } ?? ""
+            let percent = s.percent.map { "（\($0) %）" } ?? ""
+            lines.append(say(
+                "正在同步：已上传 \(s.rowsSent) 行\(left)\(percent)，已收到 \(s.rowsReceived) 行；最近进展 \(ago(s.progressAt))",
+                "Syncing: \(s.rowsSent) rows sent\(left)\(s.percent.map { " (\($0) %)" } ?? ""), \(s.rowsReceived) received; last progress \(ago(s.progressAt))"))
+        } else if let next = retrying(at: now) {
+            let seconds = (next - now + 999) / 1000
+            let wait = seconds < 120 ? say("\(seconds) 秒后", "in \(seconds) s") : say("\(seconds / 60) 分钟后", "in \(seconds / 60) min")
+            lines.append(say("下次自动重试：\(Self.clockTime(next))（\(wait)）", "Next attempt: \(Self.clockTime(next)) (\(wait))"))
+        }
+        lines += [
             say("上次成功同步：\(ago(lastOK))", "Last successful sync: \(ago(lastOK))"),
             say("待上传：\(pendingRows) 行", "Waiting to go up: \(pendingRows) rows"),
         ]
@@ -125,5 +186,14 @@ public struct StatusScreen: Sendable {
         if let error = chinese ? lastErrorZh : lastError { lines.append(say("上次错误：\(error)", "Last error: \(error)")) }
         if let zh = state.adviceZh, let en = state.adviceEn { lines.append(say("怎么办：\(zh)", "What to do: \(en)")) }
         return lines.joined(separator: "\n")
+    }
+
+    /// A wall-clock time of day on this box, "14:05".
+    static func clockTime(_ ms: Int64) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = .current
+        f.dateFormat = "HH:mm"
+        return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
     }
 }

@@ -1,12 +1,16 @@
 import FerryTestSupport
 import Testing
 
-/// The trait of a suite whose tests block threads (child processes, polls that sleep,
-/// libcurl, the sqlite3 shell): each of its tests runs on threads of its own
-/// (`ThreadPerJobExecutor`), off the cooperative pool, so the whole suite can run in
-/// parallel without starving the async tests. `BlockingSuitesTests` fails when a test file
-/// that blocks has a suite without it.
-public struct Blocking: SuiteTrait, TestTrait, TestScoping {
+/// The trait every suite carries: each of its tests runs on threads of its own
+/// (`ThreadPerJobExecutor`), never on the cooperative pool.
+///
+/// Tests block: they wait for child processes, sleep between polls, call libcurl and the
+/// sqlite3 shell, or hold a thread for a minute of property checking. On the cooperative pool
+/// (one thread per core, two here) two such tests side by side would leave no thread for the
+/// code under test — a hub's handlers, a watchdog's pings — and the suite could only run one
+/// test at a time. Off the pool, the pool belongs to the product's own tasks and the suite
+/// runs in parallel. `OffThePoolTests` fails when a suite lacks the trait.
+public struct OffThePool: SuiteTrait, TestTrait, TestScoping {
     public var isRecursive: Bool { true }
 
     public func provideScope(
@@ -18,7 +22,7 @@ public struct Blocking: SuiteTrait, TestTrait, TestScoping {
     }
 }
 
-extension Trait where Self == Blocking {
-    /// Its tests block threads: run them off the cooperative pool (see `Blocking`).
-    public static var blocking: Self { Blocking() }
+extension Trait where Self == OffThePool {
+    /// Run the tests on threads of their own, off the cooperative pool (see `OffThePool`).
+    public static var offThePool: Self { OffThePool() }
 }

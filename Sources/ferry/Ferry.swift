@@ -579,7 +579,8 @@ struct Status: AsyncParsableCommand {
 
     func run() throws {
         let screen = try StatusScreen.read(dir.folder)
-        print(json ? try screen.json(chinese: language.chinese) : screen.text(chinese: language.chinese, nowMillis: Int64(SystemClock().nowMillis())))
+        let now = Int64(SystemClock().nowMillis())
+        print(json ? try screen.json(chinese: language.chinese, nowMillis: now) : screen.text(chinese: language.chinese, nowMillis: now))
     }
 }
 

@@ -1,9 +1,10 @@
 import FerryCore
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
-@Suite("Changeset codec")
+@Suite("Changeset codec", .offThePool)
 struct ChangesetCodecTests {
     @Test("every vector decodes to its changeset and re-encodes to the same bytes")
     func vectorsRoundTripByteForByte() throws {

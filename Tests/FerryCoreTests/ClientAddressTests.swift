@@ -1,8 +1,9 @@
 import FerryConfig
+import FerryTestTraits
 import FerryWire
 import Testing
 
-@Suite("Client addresses")
+@Suite("Client addresses", .offThePool)
 struct ClientAddressTests {
     @Test("IPv4 and IPv6 addresses parse to bytes and print in one canonical form; anything else is refused")
     func addressesParse() {

@@ -1,8 +1,9 @@
 import FerryCore
 import FerryTestSupport
+import FerryTestTraits
 import Testing
 
-@Suite("Hybrid logical clock")
+@Suite("Hybrid logical clock", .offThePool)
 struct HybridLogicalClockTests {
     @Test("readings never go backwards, even when the wall clock does")
     func monotonic() {
@@ -37,7 +38,7 @@ struct HybridLogicalClockTests {
     }
 }
 
-@Suite("Merge rules")
+@Suite("Merge rules", .offThePool)
 struct MergeRuleTests {
     static let nodes = ["a", "b", "hub"].map { NodeID(unchecked: $0) }
 

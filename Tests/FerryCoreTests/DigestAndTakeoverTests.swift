@@ -1,7 +1,8 @@
 import FerryCore
+import FerryTestTraits
 import Testing
 
-@Suite("Row digests and merge order (issue 13, finding 6 and anti-entropy)")
+@Suite("Row digests and merge order (issue 13, finding 6 and anti-entropy)", .offThePool)
 struct DigestAndTakeoverTests {
     @Test("SipHash-2-4 matches the reference vectors (key 00…0f, messages 00…, the paper's and the reference implementation's table)")
     func sipHashReferenceVectors() {

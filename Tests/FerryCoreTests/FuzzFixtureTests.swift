@@ -1,5 +1,6 @@
 import FerryFuzzTargets
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
@@ -24,7 +25,7 @@ struct FuzzFixture: Sendable, CustomTestStringConvertible {
 
 /// The fuzz targets' checks over every committed fuzz input, without libFuzzer, so the
 /// inputs are checked on every test run and a fixed crash stays fixed.
-@Suite("Fuzz fixtures")
+@Suite("Fuzz fixtures", .offThePool)
 struct FuzzFixtureTests {
     @Test("every fuzz target has committed inputs to replay")
     func everyTargetHasFixtures() {

@@ -1,6 +1,7 @@
 import FerryConfig
 import FerrySystemd
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Synchronization
 import Testing
@@ -11,7 +12,7 @@ import Glibc
 
 // MARK: - Config files
 
-@Suite("Operations: config files")
+@Suite("Operations: config files", .offThePool)
 struct OperationsConfigTests {
     @Test("the defaults of both roles validate")
     func defaultsValidate() throws {
@@ -261,7 +262,7 @@ final class NotifySocket {
     }
 }
 
-@Suite("Operations: sd_notify")
+@Suite("Operations: sd_notify", .offThePool)
 struct OperationsNotifyTests {
     @Test("notifications arrive at a socket file as the datagrams systemd expects")
     func notificationsToSocketFile() throws {

@@ -1,7 +1,8 @@
 import FerryCore
+import FerryTestTraits
 import Testing
 
-@Suite("Reporting periods, org trees and roll-up arithmetic")
+@Suite("Reporting periods, org trees and roll-up arithmetic", .offThePool)
 struct ReportingTests {
     @Test("a date falls in the month, quarter and year a supervisor would name")
     func periodsOfDates() throws {
@@ -82,7 +83,7 @@ struct ReportingTests {
     }
 }
 
-@Suite("The terminal's language")
+@Suite("The terminal's language", .offThePool)
 struct TerminalLanguageTests {
     @Test("--lang, else LC_ALL, LC_MESSAGES, LANG: the first one set and not empty")
     func posixOrder() {

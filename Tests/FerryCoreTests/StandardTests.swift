@@ -1,9 +1,10 @@
 import FerryCore
 import FerryStandardFile
 import FerryTestSupport
+import FerryTestTraits
 import Testing
 
-@Suite("Standard files")
+@Suite("Standard files", .offThePool)
 struct StandardTests {
     @Test("the test standard loads")
     func testStandardLoads() throws {
@@ -60,7 +61,7 @@ struct StandardTests {
     }
 }
 
-@Suite("Changeset validation")
+@Suite("Changeset validation", .offThePool)
 struct ValidationTests {
     @Test("validation names what is wrong", arguments: [
         ("unknown table", CoreError.Code.unknownTable),
@@ -90,7 +91,7 @@ struct ValidationTests {
     }
 }
 
-@Suite("Standard evolution")
+@Suite("Standard evolution", .offThePool)
 struct StandardEvolutionTests {
     @Test("a changeset restricted to an older standard carries no table or column it lacks")
     func restrictedDropsUnknownColumns() throws {
@@ -127,7 +128,7 @@ struct StandardEvolutionTests {
     }
 }
 
-@Suite("The party-building standard")
+@Suite("The party-building standard", .offThePool)
 struct PartyBuildingStandardTests {
     @Test("the built-in standard loads with its indicators, module and references")
     func builtInLoads() throws {
@@ -153,7 +154,7 @@ struct PartyBuildingStandardTests {
     }
 }
 
-@Suite("Typed values")
+@Suite("Typed values", .offThePool)
 struct TypedValueTests {
     func typed(_ c: ColumnDefinition, _ text: String) -> Value? { try? c.value(typed: text).get() }
 

@@ -7,7 +7,7 @@ import Foundation
 import GRDB
 import Testing
 
-@Suite("The registry's audit log", .blocking)
+@Suite("The registry's audit log", .offThePool)
 struct AuditLogTests {
     func hub(_ dir: TemporaryDirectory, clock: ManualClock) throws -> Hub {
         let hub = try Hub(directory: dir.file("hub"), clock: clock)

@@ -96,7 +96,7 @@ final class ScriptedLink: HubConnection, @unchecked Sendable {
 
 /// Issue #14: the daemon's loop — schedule, debounce, backoff, progress resets, watchdog beats,
 /// wall-clock jumps — on virtual time, against the real hub logic in-process, without sleeping.
-@Suite("The daemon's loop on virtual time", .serialized, .blocking)
+@Suite("The daemon's loop on virtual time", .serialized, .offThePool)
 struct DaemonLoopTests {
     struct Run {
         let hub: Hub

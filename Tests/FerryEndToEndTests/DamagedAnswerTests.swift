@@ -49,7 +49,7 @@ final class CannedServer: @unchecked Sendable {
 
 /// How the node classes answers damaged on the way (issue #14): never as a reason to call
 /// the administrator.
-@Suite("Damaged answers", .serialized, .blocking)
+@Suite("Damaged answers", .serialized, .offThePool)
 struct DamagedAnswerTests {
     @Test("an answer whose status line was damaged (HTTP/1.3) is a retryable transport error, not 'not a usable URL'")
     func damagedStatusLineIsRetryable() throws {

@@ -7,7 +7,7 @@ import Testing
 /// a real login, and the page rendered by headless Chromium (installed by scripts/setup).
 /// The figures the page shows are checked against SQL run by the `sqlite3` shell on the
 /// hub's database, sharing no code with the hub.
-@Suite("Dashboard in a real browser", .serialized, .tags(.slow), .blocking)
+@Suite("Dashboard in a real browser", .serialized, .tags(.slow), .offThePool)
 struct DashboardBrowserTests {
     static var chromium: String? {
         if let p = ProcessInfo.processInfo.environment["FERRY_CHROMIUM"] { return p }

@@ -15,7 +15,7 @@ import Testing
 /// The dashboard's screens as an analyst reads them, rendered by the hub's routes
 /// in-process (HummingbirdTesting) over a sample province whose units left the supervisor
 /// a conflict and a quarantined value to decide.
-@Suite("Dashboard screens in-process", .serialized, .blocking)
+@Suite("Dashboard screens in-process", .serialized, .offThePool)
 struct DashboardScreensTests {
     static let now: UInt64 = 1_795_996_800_000  // 2026-11-30 00:00 UTC
     static let password = "a long enough password"

@@ -5,7 +5,7 @@ import Testing
 
 /// protocol/INVARIANTS.md and protocol/SECURITY.md prove each claim by naming a test; this
 /// keeps the names true. A claim whose test was renamed or removed fails here.
-@Suite("The documents name tests that exist", .blocking)
+@Suite("The documents name tests that exist", .offThePool)
 struct DocumentedTestsTests {
     /// Every test type in Tests/ and the functions declared in the files that declare it.
     static func testTypes() throws -> [String: Set<String>] {

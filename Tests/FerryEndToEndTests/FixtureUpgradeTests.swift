@@ -7,7 +7,7 @@ import Testing
 /// opened by this build: every database is upgraded in place to the current format, keeps
 /// what release 1 wrote, and the nodes then sync with the hub over protocol 2. The fixtures
 /// are copied first and never written.
-@Suite("Release 1's databases upgrade", .serialized, .blocking)
+@Suite("Release 1's databases upgrade", .serialized, .offThePool)
 struct FixtureUpgradeTests {
     static let fixtures = Repository.path("Tests/Fixtures/release-1")
 

@@ -61,7 +61,7 @@ private func leaksInternals(_ text: String) -> Bool {
         .contains { text.contains($0) }
 }
 
-@Suite("Hostile unit: issue 12's findings against a real hub", .serialized, .tags(.slow), .blocking)
+@Suite("Hostile unit: issue 12's findings against a real hub", .serialized, .tags(.slow), .offThePool)
 struct HostileUnitTests {
     @Test("counters at or beyond their bounds are refused at decode or set aside, never crash the hub; a supervisor's delete and correction on top of the largest legal counters keep the hub running across restarts")
     func countersCannotCrashTheHub() throws {

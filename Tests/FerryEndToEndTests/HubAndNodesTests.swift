@@ -7,7 +7,7 @@ import Foundation
 import Testing
 
 /// A real hub and three real nodes as separate processes on loopback.
-@Suite("Hub and nodes over HTTP", .serialized, .tags(.slow), .blocking)
+@Suite("Hub and nodes over HTTP", .serialized, .tags(.slow), .offThePool)
 struct HubAndNodesTests {
     @Test("records written with the sqlite3 shell reach the hub; hub edits reach the unit; units see only their own rows")
     func recordsFlowBothWaysWithinScope() throws {
@@ -143,7 +143,7 @@ func row(_ id: String, unit: String, node: String) -> RowChange {
         ])
 }
 
-@Suite("Node daemon", .serialized, .blocking)
+@Suite("Node daemon", .serialized, .offThePool)
 struct NodeDaemonTests {
     @Test("the node daemon syncs soon after a local write, and stops on SIGTERM")
     func daemonSyncsAfterLocalWrite() throws {

@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 /// The supervisor's and the clerk's terminal commands, run as the real `ferry` binary.
-@Suite("Hub commands in a terminal", .serialized, .blocking)
+@Suite("Hub commands in a terminal", .serialized, .offThePool)
 struct HubCommandTests {
     func ferry(_ args: [String], environment: [String: String] = [:], input: String? = nil) throws -> CommandResult {
         try runCommand(FerryBinary.path, args, environment: environment, input: input)

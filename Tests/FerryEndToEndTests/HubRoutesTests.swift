@@ -64,7 +64,7 @@ func wireError(_ response: TestResponse) -> WireError? {
 
 /// Every response in the one Ferry error shape, and the order in which a signed request is
 /// admitted (issue #12), tested against the routes in-process.
-@Suite("Hub routes in-process", .blocking)
+@Suite("Hub routes in-process", .offThePool)
 struct HubRoutesTests {
     @Test("an unknown path is 404 not_found and a known path with another method 405 method_not_allowed, in the error shape with the hub's headers")
     func unknownRoutesHaveTheErrorShape() async throws {
@@ -231,7 +231,7 @@ struct HubRoutesTests {
 }
 
 /// The listener's limits and deadlines as plain values, with an injected clock.
-@Suite("Admission and deadlines", .blocking)
+@Suite("Admission and deadlines", .offThePool)
 struct AdmissionTests {
     @Test("connections beyond the total or the per-address limit are refused, and counted back when they close")
     func connectionCounts() {

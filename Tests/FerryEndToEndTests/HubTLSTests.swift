@@ -54,7 +54,7 @@ struct TestCA {
 }
 
 /// The hub serving TLS itself (issue #12): real hub and node processes, a CA made in the test.
-@Suite("Hub over TLS", .serialized, .blocking)
+@Suite("Hub over TLS", .serialized, .offThePool)
 struct HubTLSTests {
     @Test("a node enrols and syncs over the hub's own TLS with --ca-file; a wrong CA is refused; a replaced certificate is served after SIGHUP without a restart")
     func tlsEnrolSyncRefuseAndReload() throws {

@@ -29,7 +29,7 @@ func enrolment(_ token: String, _ key: SigningKey, hostname: String = "box") -> 
     EnrolRequest(token: EnrolmentToken(parsing: token) ?? EnrolmentToken(parsing: String(repeating: "0", count: 32))!, key: key, hostname: hostname)
 }
 
-@Suite("Hub logic in-process", .blocking)
+@Suite("Hub logic in-process", .offThePool)
 struct InProcessHubTests {
     func makeHub(_ dir: TemporaryDirectory, clock: ManualClock, maxSessions: Int = 32) throws -> Hub {
         var settings = HubSettings()
@@ -111,7 +111,7 @@ struct InProcessHubTests {
     }
 }
 
-@Suite("Retry policy", .blocking)
+@Suite("Retry policy", .offThePool)
 struct RetryPolicyTests {
     @Test("backoff grows, is capped, jitters, and honours Retry-After")
     func backoff() {
@@ -153,7 +153,7 @@ final class CuttingLink: HubConnection, @unchecked Sendable {
     func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse { try inner.reconcile(request) }
 }
 
-@Suite("Syncing through cuts", .blocking)
+@Suite("Syncing through cuts", .offThePool)
 struct SyncThroughCutsTests {
     @Test("after a failure that moved data the next attempt comes at once and the backoff restarts; one that moved nothing backs off; one that needs a person is not retried")
     func retryFollowsProgress() {
@@ -232,7 +232,7 @@ final class HeaderRecorder: HubConnection, @unchecked Sendable {
     func reconcile(_ request: ReconcileRequest) throws(SyncFailure) -> ReconcileResponse { try inner.reconcile(request) }
 }
 
-@Suite("The unit hears of the hub's decisions", .blocking)
+@Suite("The unit hears of the hub's decisions", .offThePool)
 struct SettledAtHubTests {
     @Test("a conflict a supervisor settles at the hub leaves the unit's list at its next sync; exchanges without open conflicts carry nothing for it")
     func settledConflictsCloseAtTheUnit() throws {

@@ -27,7 +27,7 @@ import Testing
 ///
 /// `FERRY_LIFECYCLES` sets how many lives run (default 1,000); `FERRY_SEED` replays from a
 /// seed (each failure prints its own).
-@Suite("Lifecycle model", .serialized, .tags(.slow), .blocking)
+@Suite("Lifecycle model", .serialized, .tags(.slow), .offThePool)
 struct LifecycleModelTests {
     @Test("every replica stays equal through the life of a unit, and nothing acknowledged is lost")
     func lifeOfAUnit() throws {

@@ -7,7 +7,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@Suite("Supervisors' logins: throttle, password checks, audit", .serialized, .blocking)
+@Suite("Supervisors' logins: throttle, password checks, audit", .serialized, .offThePool)
 struct LoginThrottleTests {
     static let password = "a long enough password"
 

@@ -43,7 +43,7 @@ final class NotifySocket {
     deinit { close(fd) }
 }
 
-@Suite("Operations", .serialized, .blocking)
+@Suite("Operations", .serialized, .offThePool)
 struct OperationsEndToEndTests {
     @Test("the node daemon tells systemd READY=1, pings the watchdog, and says STOPPING=1 on SIGTERM")
     func notifyProtocol() throws {

@@ -12,7 +12,7 @@ import GRDB
 import Testing
 
 /// Issue #15: what a clerk and a supervisor see at the terminal, run as the real `ferry`.
-@Suite("The clerk's and the supervisor's commands", .serialized, .blocking)
+@Suite("The clerk's and the supervisor's commands", .serialized, .offThePool)
 struct PeopleCommandTests {
     func ferry(_ args: [String], environment: [String: String] = [:], input: String? = nil) throws -> CommandResult {
         try runCommand(FerryBinary.path, args, environment: ["LANG": "C.UTF-8"].merging(environment) { $1 }, input: input)
@@ -165,7 +165,7 @@ struct PeopleCommandTests {
 
 /// Issue #15: `ferry status` tells a running daemon from a killed one, and a refusal, a revoked
 /// node or a full disk from a network down; it never waits behind a clerk's open transaction.
-@Suite("The clerk's status screen", .serialized, .blocking)
+@Suite("The clerk's status screen", .serialized, .offThePool)
 struct StatusScreenTests {
     func status(_ p: Province, _ unit: String, lang: String = "en") throws -> (text: String, json: [String: Any]) {
         let text = try p.ferry(["status", "--dir", p.nodeDir(unit), "--lang", lang]).stdout
@@ -194,6 +194,58 @@ struct StatusScreenTests {
         #expect(s.text.contains("the sync daemon is not running") && s.text.contains("systemctl start ferry-node"), "\(s.text)")
         let zh = try p.ferry(["status", "--dir", p.nodeDir("u-a"), "--lang", "zh"]).stdout
         #expect(zh.contains("状态：后台同步未运行"), "\(zh)")
+    }
+
+    @Test("while a sync runs ferry status shows rows sent and to go, a share done and the last progress; after it, nothing of the kind")
+    func syncInProgressIsShown() throws {
+        let p = try Province(units: ["u-a"])
+        defer { p.shutdown() }
+        try p.sync("u-a")
+        try p.writeDay("u-a", members: 200, tag: "p1")
+        // A slow link, so the sync lasts long enough to be watched.
+        let proxy = try p.throughProxy("u-a", FaultPlan(bytesPerSecond: 6_000))
+        defer { proxy.stop() }
+        let sync = try ChildProcess(FerryBinary.path, ["sync", "--dir", p.nodeDir("u-a"), "--batch-bytes", "4096"])
+        var seen: (text: String, json: [String: Any])?
+        let deadline = Date().addingTimeInterval(120)
+        while sync.process.isRunning && Date() < deadline {
+            let s = try status(p, "u-a")
+            if let progress = s.json["sync_in_progress"] as? [String: Any], (progress["rows_sent"] as? Int ?? 0) > 0, (progress["rows_left"] as? Int ?? 0) > 0 {
+                seen = s
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        sync.process.waitUntilExit()
+        #expect(sync.process.terminationStatus == 0, "\(sync.stderr)")
+        let progress = try #require(seen, "ferry status never showed the sync under way").json["sync_in_progress"] as? [String: Any]
+        #expect((progress?["percent"] as? Int).map { (1..<100).contains($0) } == true, "\(progress ?? [:])")
+        #expect(seen?.text.contains("Syncing: ") == true && seen?.text.contains("to go (") == true, "\(seen?.text ?? "")")
+        let zh = try p.ferry(["status", "--dir", p.nodeDir("u-a"), "--lang", "zh"]).stdout
+        let after = try status(p, "u-a")
+        #expect(after.json["sync_in_progress"] == nil && !after.text.contains("Syncing:") && !zh.contains("正在同步"), "\(after.text)")
+    }
+
+    @Test("after a failed sync the running daemon's next attempt is on the screen, with its time; once the daemon is gone it is not")
+    func nextAttemptIsShown() throws {
+        let p = try Province(units: ["u-a"])
+        defer { p.shutdown() }
+        try p.sync("u-a")
+        p.hub.stop()
+        let daemon = try ChildProcess(FerryBinary.path, ["node", "run", "--dir", p.nodeDir("u-a"), "--interval", "600"], environment: ["FERRY_LOG_LEVEL": "info"])
+        defer { daemon.stop() }
+        let deadline = Date().addingTimeInterval(60)
+        while !daemon.stderr.contains("next attempt") && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        var s = try status(p, "u-a")
+        let now = Date().timeIntervalSince1970 * 1000
+        let next = try #require(s.json["next_attempt_at_ms"] as? Double ?? (s.json["next_attempt_at_ms"] as? Int).map(Double.init), "\(s.text)")
+        #expect(next > now - 1000 && next < now + 3_600_000, "\(next) vs \(now)")
+        #expect(s.text.contains("Next attempt: ") && s.json["state"] as? String == "unreachable", "\(s.text)")
+        let zh = try p.ferry(["status", "--dir", p.nodeDir("u-a"), "--lang", "zh"]).stdout
+        #expect(zh.contains("下次自动重试："), "\(zh)")
+        daemon.crash()
+        s = try status(p, "u-a")
+        #expect(s.json["next_attempt_at_ms"] == nil && !s.text.contains("Next attempt"), "\(s.text)")
     }
 
     @Test("a revoked node is told to enrol again, not to check the network")
@@ -247,7 +299,7 @@ struct StatusScreenTests {
 }
 
 /// Issue #15: the operator's signals — one logfmt line per event at its journald priority.
-@Suite("The operator's log", .serialized, .blocking)
+@Suite("The operator's log", .serialized, .offThePool)
 struct OperatorLogTests {
     /// `<N>key=value …`: a priority prefix, then only key=value pairs (values bare or quoted).
     static var journalLine: Regex<(Substring, Substring, Substring, Substring?, Substring?)> { #/^<([0-7])>level=\w+ logger=\S+ msg=("(?:[^"\\]|\\.)*"|\S+)( [a-z_]+=("(?:[^"\\]|\\.)*"|\S+))*$/# }
@@ -298,7 +350,7 @@ struct OperatorLogTests {
 }
 
 /// Issue #15: metrics an operator can alert on, checked by Prometheus's own tool.
-@Suite("The operator's metrics and alerts", .serialized, .blocking)
+@Suite("The operator's metrics and alerts", .serialized, .offThePool)
 struct OperatorMetricsTests {
     static let promtool = "/usr/bin/promtool"
     static var rulesFile: String { Repository.path("deploy/prometheus/ferry-alerts.yml") }
@@ -341,7 +393,7 @@ struct OperatorMetricsTests {
 }
 
 /// Issue #15: a full or busy disk is told as such, at the hub and at the node, never as SQL.
-@Suite("Storage failures in words", .blocking)
+@Suite("Storage failures in words", .offThePool)
 struct StorageFailureWordsTests {
     @Test("the hub's database failing says which failure it is (disk full, busy, damaged), Chinese and English, without SQLite's text")
     func hubStorageFailures() {

@@ -5,7 +5,7 @@ import Testing
 
 /// Keys, password hashes and personal data stay readable by the user running Ferry only,
 /// as the README runs it (outside systemd, with the usual umask 022).
-@Suite("Private files", .serialized, .blocking)
+@Suite("Private files", .serialized, .offThePool)
 struct PrivateFilesTests {
     /// `ferry ARGS` under umask 022, the common login shell default.
     static let umask022 = ["-c", "umask 022 && exec \"$0\" \"$@\"", FerryBinary.path]

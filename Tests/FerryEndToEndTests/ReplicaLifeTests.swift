@@ -7,7 +7,7 @@ import Testing
 /// (`ferry hub serve`), real node directories (`ferry node init`), writes with the `sqlite3`
 /// shell on unit.db and hub.db, and the `ferry` commands people run. Each test states the
 /// guarantee its finding broke; each failed on release 1's behaviour as the issue describes it.
-@Suite("Every replica equal: issue 13 findings", .serialized, .tags(.slow), .blocking)
+@Suite("Every replica equal: issue 13 findings", .serialized, .tags(.slow), .offThePool)
 struct ReplicaLifeTests {
     static let lifecycleStandard = Repository.path("Tests/Fixtures/lifecycle-standard.toml")
     static let testStandard = Repository.path("Tests/Fixtures/test-standard.toml")

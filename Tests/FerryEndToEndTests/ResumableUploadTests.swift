@@ -56,7 +56,7 @@ struct LoopbackHub {
 }
 
 /// Issue #14: a cut upload resumes from the bytes the hub holds, not from the batch's start.
-@Suite("Resumable uploads", .serialized, .blocking)
+@Suite("Resumable uploads", .serialized, .offThePool)
 struct ResumableUploadTests {
     /// Rows whose text barely compresses, so a batch is tens of kilobytes on the wire.
     func writeRows(_ store: ReplicaStore, unit: String, seed: UInt64) throws {
@@ -202,7 +202,7 @@ extension ResumableUploadTests {
 
 /// Issue #14: the standard file (the largest thing a node downloads before any record) goes
 /// over the wire gzip'd, at enrolment and on every upgrade fetch.
-@Suite("The standard on the wire", .blocking)
+@Suite("The standard on the wire", .offThePool)
 struct StandardOnTheWireTests {
     @Test("a node's enrolment and its standard fetch each cost less than half the standard's bytes on the wire")
     func theStandardArrivesCompressed() async throws {

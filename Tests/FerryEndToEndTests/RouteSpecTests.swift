@@ -5,7 +5,7 @@ import FerryWire
 import Foundation
 import Testing
 
-@Suite("HTTP API specification", .blocking)
+@Suite("HTTP API specification", .offThePool)
 struct RouteSpecTests {
     /// `METHOD /path` for every operation under `paths:` in protocol/openapi.yaml.
     static func specifiedRoutes() throws -> Set<String> {

@@ -58,7 +58,7 @@ func formulaCells(_ rows: [[String]]) -> [String] {
     }
 }
 
-@Suite("Spreadsheet exports", .blocking)
+@Suite("Spreadsheet exports", .offThePool)
 struct SpreadsheetExportTests {
     @Test("a CSV cell starting with = + - @, tab or carriage return gets a leading quote; plain numbers and ordinary text are kept")
     func formulaCellsAreNeutralised() {

@@ -5,7 +5,7 @@ import FerryTestTraits
 import Foundation
 import Testing
 
-@Suite("Standard versions over HTTP", .serialized, .blocking)
+@Suite("Standard versions over HTTP", .serialized, .offThePool)
 struct StandardVersionTests {
     static func nextVersion() throws -> String {
         var text = try String(contentsOfFile: Repository.path("Tests/Fixtures/test-standard.toml"), encoding: .utf8)

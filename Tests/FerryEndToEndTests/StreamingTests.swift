@@ -5,7 +5,7 @@ import Testing
 
 /// The hub never holds a whole changeset or a whole pull: a unit far larger than the
 /// memory either side is allowed to grow by passes through in bounded batches.
-@Suite("Streaming: bounded memory for a huge unit", .serialized, .tags(.slow), .blocking)
+@Suite("Streaming: bounded memory for a huge unit", .serialized, .tags(.slow), .offThePool)
 struct StreamingTests {
     static func peakKiB(_ pid: Int32) -> Int { peakResidentKiB(of: pid) ?? 0 }
 

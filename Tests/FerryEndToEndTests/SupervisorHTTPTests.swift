@@ -91,7 +91,7 @@ final class ServedHub: @unchecked Sendable {
     }
 }
 
-@Suite("The supervisor's view over HTTP", .serialized, .blocking)
+@Suite("The supervisor's view over HTTP", .serialized, .offThePool)
 struct SupervisorHTTPTests {
     @Test("the report API's and the dashboard's CSV exports carry a unit's formula-like values as text")
     func apiCSVNeutralisesUnitValues() throws {

@@ -83,7 +83,7 @@ struct IndicatorOracle {
     }
 }
 
-@Suite("The supervisor's view: indicators, freshness, scopes, resolutions", .tags(.slow), .blocking)
+@Suite("The supervisor's view: indicators, freshness, scopes, resolutions", .tags(.slow), .offThePool)
 struct SupervisorViewTests {
     static let shape = ProvinceShape(cities: 2, countiesPerCity: 1, unitsPerCounty: 3, years: 1, seed: 7)
     static let now: UInt64 = 1_795_996_800_000  // 2026-11-30 00:00 UTC
@@ -317,7 +317,7 @@ struct SupervisorViewTests {
     }
 }
 
-@Suite("A supervisor's decisions sync down", .blocking)
+@Suite("A supervisor's decisions sync down", .offThePool)
 struct SupervisorDecisionTests {
     let dir: TemporaryDirectory
     let clock = ManualClock(SupervisorViewTests.now)

@@ -34,7 +34,7 @@ func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.
 
 /// The hub's trust boundary against misbehaving clients (issue #12): real hub processes,
 /// raw sockets from many loopback addresses.
-@Suite("Trust boundary: silent connections, floods, slow links", .serialized, .tags(.slow), .blocking)
+@Suite("Trust boundary: silent connections, floods, slow links", .serialized, .tags(.slow), .offThePool)
 struct TrustBoundaryTests {
     @Test("40 connections that send headers and then nothing, and 100 that send half a head, do not stop a unit's sync; the hub closes them within its timeouts")
     func silentConnectionsDoNotStopSyncs() throws {

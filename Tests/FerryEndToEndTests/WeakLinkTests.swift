@@ -56,7 +56,7 @@ extension Province {
 
 /// Weak links, crashes and skew (issue: weak links). Real hub and node processes; the
 /// fault proxy between them on loopback.
-@Suite("Weak links, crashes and skew", .serialized, .tags(.slow), .blocking)
+@Suite("Weak links, crashes and skew", .serialized, .tags(.slow), .offThePool)
 struct WeakLinkTests {
     @Test("three units push a day of changes over 64 kbit/s, 300 ms, cut every ~20 KB: everything arrives exactly once")
     func dayOfChangesOverACuttingLink() throws {
@@ -163,7 +163,7 @@ struct WeakLinkTests {
     }
 }
 
-@Suite("Crashes and long absences", .serialized, .tags(.slow), .blocking)
+@Suite("Crashes and long absences", .serialized, .tags(.slow), .offThePool)
 struct CrashTests {
     /// FERRY_CRASH_KILLS sets the kills of each side (default 20).
     @Test("kill -9 of the node and of the hub at random points of push, pull and apply loses nothing and applies nothing twice")

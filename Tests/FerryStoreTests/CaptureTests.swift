@@ -6,7 +6,7 @@ import FerryTestTraits
 import Foundation
 import Testing
 
-@Suite("Capture by any process", .blocking)
+@Suite("Capture by any process", .offThePool)
 struct CaptureTests {
     @Test("writes made with the sqlite3 shell are captured and extracted")
     func shellWritesAreCaptured() throws {
@@ -103,7 +103,7 @@ struct CaptureTests {
     }
 }
 
-@Suite("The party-building standard in a unit database", .blocking)
+@Suite("The party-building standard in a unit database", .offThePool)
 struct PartyBuildingCaptureTests {
     @Test("a record naming an unknown member is refused where it is written, in both languages")
     func referencesCheckedAtCapture() throws {

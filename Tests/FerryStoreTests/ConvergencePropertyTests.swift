@@ -1,6 +1,7 @@
 import FerryCore
 import FerryStore
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
@@ -11,7 +12,7 @@ import Testing
 ///
 /// `FERRY_SCHEDULES` sets how many schedules run (default 1,000); `FERRY_SEED` replays from
 /// a given seed (each failure prints its own).
-@Suite("Convergence property", .tags(.slow))
+@Suite("Convergence property", .tags(.slow), .offThePool)
 struct ConvergencePropertyTests {
     @Test("replicas converge and keep every concurrent loser, over random schedules")
     func replicasConvergeOverRandomSchedules() throws {

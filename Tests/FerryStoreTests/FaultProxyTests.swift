@@ -7,7 +7,7 @@ import Synchronization
 import Testing
 
 /// Proves the fault proxy itself, against tiny socket servers written here (not Ferry code).
-@Suite("FaultProxy: the fault-injecting test proxy", .serialized, .timeLimit(.minutes(1)), .blocking)
+@Suite("FaultProxy: the fault-injecting test proxy", .serialized, .timeLimit(.minutes(1)), .offThePool)
 struct FaultProxyTests {
     @Test("with no faults, 1 MB goes through both ways byte for byte")
     func transparentPassThrough() throws {

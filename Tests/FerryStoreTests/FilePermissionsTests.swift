@@ -1,10 +1,11 @@
 import FerryCore
 import FerryStore
 import FerryTestSupport
+import FerryTestTraits
 import Foundation
 import Testing
 
-@Suite("File permissions")
+@Suite("File permissions", .offThePool)
 struct FilePermissionsTests {
     func mode(_ path: String) throws -> Int {
         (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? -1

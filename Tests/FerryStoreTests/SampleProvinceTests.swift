@@ -8,7 +8,7 @@ import Foundation
 import GRDB
 import Testing
 
-@Suite("Sample province", .blocking)
+@Suite("Sample province", .offThePool)
 struct SampleProvinceTests {
     /// Two counties of four units, two years: small enough to load into real replicas.
     static let tiny = ProvinceShape(cities: 1, countiesPerCity: 2, unitsPerCounty: 4, years: 2, seed: 7, membersPerUnit: 25...110)
