@@ -87,9 +87,11 @@ public struct StatusScreen: Sendable {
         return sync
     }
 
-    /// When the daemon tries again after the last failure, if that is still to come.
+    /// When the running daemon tries again after the last failure. It may be just past: the
+    /// daemon looks once a second whether an attempt is due, and notes the next one only when
+    /// this one has failed too.
     public func retrying(at now: Int64) -> Int64? {
-        guard lastError != nil, daemonRunning == true, let next = nextAttemptAt, next > now else { return nil }
+        guard lastError != nil, daemonRunning == true, let next = nextAttemptAt else { return nil }
         return next
     }
 
@@ -140,7 +142,8 @@ public struct StatusScreen: Sendable {
                 "Syncing: \(s.rowsSent) rows sent\(left)\(s.percent.map { " (\($0) %)" } ?? ""), \(s.rowsReceived) received; last progress \(ago(s.progressAt))"))
         } else if let next = retrying(at: now) {
             let seconds = (next - now + 999) / 1000
-            let wait = seconds < 120 ? say("\(seconds) 秒后", "in \(seconds) s") : say("\(seconds / 60) 分钟后", "in \(seconds / 60) min")
+            let wait =
+                seconds <= 0 ? say("即将", "now") : seconds < 120 ? say("\(seconds) 秒后", "in \(seconds) s") : say("\(seconds / 60) 分钟后", "in \(seconds / 60) min")
             lines.append(say("下次自动重试：\(Self.clockTime(next))（\(wait)）", "Next attempt: \(Self.clockTime(next)) (\(wait))"))
         }
         lines += [
