@@ -175,13 +175,13 @@ public struct NodeService: Service {
                     logger.error("standard upgrade failed", metadata: ["error": "\(error)"])
                 }
                 schedule.succeeded(at: clock.now, again: again)
-                Self.noteNextAttempt(nil, store: agent.store)
+                await Self.noteNextAttempt(nil, store: agent.store)
                 onStatus(
                     "synced at \(Self.timeOfDay()): \(report.pushedRows) rows up, \(report.pulledRows) down"
                         + (again ? "; comparing again" : "; next sync within \(Int(intervalSeconds)) s"))
             } catch let f as SyncFailure {
                 let wait = schedule.failed(f, at: clock.now, random: random())
-                Self.noteNextAttempt(wait, store: agent.store)
+                await Self.noteNextAttempt(wait, store: agent.store)
                 onStatus("sync failed at \(Self.timeOfDay()) (\(f.message.prefix(120))); next attempt in \(Int(wait.rounded())) s")
                 logger.info(
                     "next attempt",
@@ -195,10 +195,11 @@ public struct NodeService: Service {
 
     /// Keeps the time of the next attempt after a failure for `ferry status` ("retrying at
     /// 14:05"); wall-clock ms, since the clerk reads it against the wall clock.
-    static func noteNextAttempt(_ wait: Double?, store: ReplicaStore) {
+    static func noteNextAttempt(_ wait: Double?, store: ReplicaStore) async {
         let at: Value = wait.map { .integer(Int64((Date().timeIntervalSince1970 + $0) * 1000)) } ?? .null
-        // One small write; status bookkeeping never fails the loop.
-        try? store.setState(["next_attempt_at": at])
+        // A SQLite write (it may wait behind a clerk's open transaction): off the pool, like
+        // the sync; status bookkeeping never fails the loop.
+        _ = try? await inBackground { try store.setState(["next_attempt_at": at]) }
     }
 
     static func timeOfDay() -> String { Date().formatted(.iso8601.time(includingFractionalSeconds: false)) }

@@ -90,9 +90,9 @@ public struct StatusScreen: Sendable {
     /// When the running daemon tries again after the last failure. It may be just past: the
     /// daemon looks once a second whether an attempt is due, and notes the next one only when
     /// this one has failed too.
-    public func retrying(at now: Int64) -> Int64? {
-        guard lastError != nil, daemonRunning == true, let next = nextAttemptAt else { return nil }
-        return next
+    public var retryingAt: Int64? {
+        guard lastError != nil, daemonRunning == true else { return nil }
+        return nextAttemptAt
     }
 
     /// For scripts: stable keys, the reasons and last error in the chosen language.
@@ -104,7 +104,7 @@ public struct StatusScreen: Sendable {
             ]
         }
         let obj: [String: Any?] = [
-            "sync_in_progress": syncing?.compactMapValues { $0 }, "next_attempt_at_ms": retrying(at: now),
+            "sync_in_progress": syncing?.compactMapValues { $0 }, "next_attempt_at_ms": retryingAt,
             "node": identity.nodeID, "unit": identity.unitID, "hub": identity.hubURL, "pending_rows": pendingRows,
             "state": state.condition.rawValue, "daemon_running": daemonRunning, "last_error_kind": lastErrorKind,
             "conflicts_held": conflictsHeld, "last_sync_ok_at_ms": lastOK, "last_attempt_at_ms": lastAttempt,
@@ -136,11 +136,11 @@ public struct StatusScreen: Sendable {
         ]
         if let s = running(at: now) {
             let left = s.rowsLeft.map { say("，还剩 \($0) 行", ", \($0) to go") } ?? ""
-            let percent = s.percent.map { "（\($0) %）" } ?? ""
+            let percent = s.percent.map { say("（\($0) %）", " (\($0) %)") } ?? ""
             lines.append(say(
                 "正在同步：已上传 \(s.rowsSent) 行\(left)\(percent)，已收到 \(s.rowsReceived) 行；最近进展 \(ago(s.progressAt))",
-                "Syncing: \(s.rowsSent) rows sent\(left)\(s.percent.map { " (\($0) %)" } ?? ""), \(s.rowsReceived) received; last progress \(ago(s.progressAt))"))
-        } else if let next = retrying(at: now) {
+                "Syncing: \(s.rowsSent) rows sent\(left)\(percent), \(s.rowsReceived) received; last progress \(ago(s.progressAt))"))
+        } else if let next = retryingAt {
             let seconds = (next - now + 999) / 1000
             let wait =
                 seconds <= 0 ? say("即将", "now") : seconds < 120 ? say("\(seconds) 秒后", "in \(seconds) s") : say("\(seconds / 60) 分钟后", "in \(seconds / 60) min")

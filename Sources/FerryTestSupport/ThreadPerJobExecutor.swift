@@ -16,8 +16,8 @@ public final class ThreadPerJobExecutor: TaskExecutor {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
         let thread = Thread { job.runSynchronously(on: executor) }
-        // Deep enough for the SQLite, JSON and regex work a test does; the default of a
-        // detached thread is the same 8 MiB as the main thread's on Linux.
+        // 8 MiB, as the main thread has, whatever `ulimit -s` gives new threads: deep enough
+        // for the SQLite, JSON and regex work a test does.
         thread.stackSize = 8 << 20
         thread.start()
     }
